@@ -27,7 +27,7 @@ Registry& registry() {
 spdlog::logger& logger(std::string_view module) {
   Registry& r = registry();
   std::lock_guard lock(r.mu);
-  auto it = r.loggers.find(module);
+  auto it = r.loggers.find(std::string(module));
   if (it != r.loggers.end()) return *it->second;
   auto l = std::make_shared<spdlog::logger>(std::string(module), r.sink);
   l->set_pattern("%Y-%m-%dT%H:%M:%S.%e %L %n: %v");

@@ -1,0 +1,22 @@
+#pragma once
+// The limits and options the MQTT engine obeys. Filled from flags by cmd/gannet
+// (see docs/configuration.md); read-only once the node runs, shared by workers.
+
+#include <cstdint>
+
+namespace gannet::handlers {
+
+struct BrokerConfig {
+  uint32_t max_packet_size = 1 << 20;       // bytes; larger packets are refused (0x95)
+  uint32_t max_queued_messages = 1000;      // per session: QoS>=1 waiting to be sent
+  uint16_t max_inflight_messages = 20;      // outgoing QoS>=1 window (3.1.1; MQTT 5 cap)
+  uint16_t receive_maximum = 100;           // announced to MQTT 5 clients (incoming window)
+  uint16_t topic_alias_maximum = 10;        // announced to MQTT 5 clients
+  uint16_t max_keepalive = 65535;           // seconds; MQTT 5 clients get Server Keep Alive
+  uint32_t connect_timeout_ms = 10000;      // close sockets that send no CONNECT
+  uint64_t max_connection_buffer_bytes = 1 << 20;  // outgoing buffer bound per connection
+  uint32_t max_session_expiry = 0xFFFFFFFF; // seconds; caps the client's request
+  bool retain_available = true;
+};
+
+}  // namespace gannet::handlers

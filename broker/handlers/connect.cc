@@ -1,0 +1,137 @@
+#include <algorithm>
+
+#include "base/logging.h"
+#include "broker/codec/encoder.h"
+#include "broker/codec/errors.h"
+#include "broker/handlers/delivery.h"
+#include "broker/handlers/handlers.h"
+
+namespace gannet::handlers {
+
+using codec::ProtocolVersion;
+using codec::ReasonCode;
+
+namespace {
+
+// Sends a refusing CONNACK and closes (§3.2.2.2 / MQTT 5 §3.2.2.2).
+absl::Status refuse(Client& client, const codec::ConnectPacket& p, ReasonCode rc,
+                    std::string_view why) {
+  codec::ConnackPacket ack;
+  ack.reason_code = p.version == ProtocolVersion::kV5 ? static_cast<uint8_t>(rc)
+                                                      : codec::connackReturnCodeV3(rc);
+  // The connection has no version yet: encode for the version the client spoke.
+  codec::encode(ack, p.version, client.connection().output());
+  base::logger("mqtt").info("refused CONNECT of '{}' from {}: {}", p.client_id, client.peer(), why);
+  client.connection().closeAfterFlush();
+  return absl::OkStatus();
+}
+
+uint32_t sessionExpiry(const codec::ConnectPacket& p, const BrokerConfig& config) {
+  if (p.version == ProtocolVersion::kV5) {
+    return std::min(p.properties.session_expiry_interval.value_or(0), config.max_session_expiry);
+  }
+  // 3.1.1 §3.1.2.4: cleanSession=0 keeps the session after the connection ends.
+  return p.clean_start ? 0 : std::min(session::kNeverExpires, config.max_session_expiry);
+}
+
+}  // namespace
+
+absl::Status handleConnect(Client& client, codec::ConnectPacket&& p) {
+  if (client.state() != Client::State::kAwaitConnect) {
+    // §3.1.0-2: a second CONNECT is a Protocol Error.
+    return codec::protocolError("second CONNECT");
+  }
+  BrokerContext& ctx = client.ctx();
+  const BrokerConfig& config = ctx.config();
+  const bool v5 = p.version == ProtocolVersion::kV5;
+
+  if (v5 && p.properties.authentication_method) {
+    return refuse(client, p, ReasonCode::kBadAuthenticationMethod,
+                  "enhanced authentication is not supported");
+  }
+  if (p.will && p.will->retain && !config.retain_available) {
+    return refuse(client, p, ReasonCode::kRetainNotSupported, "retain is not available");
+  }
+  bool assigned = false;
+  if (p.client_id.empty()) {
+    // 3.1 requires an id; 3.1.1 §3.1.3-8 allows an empty one only with cleanSession=1.
+    if (p.version == ProtocolVersion::kV31 || (p.version == ProtocolVersion::kV311 && !p.clean_start)) {
+      return refuse(client, p, ReasonCode::kClientIdentifierNotValid,
+                    "empty client id needs a clean session");
+    }
+    p.client_id = ctx.assignClientId();
+    assigned = true;
+  }
+
+  uint32_t home = ctx.claimClientId(p.client_id);
+  if (home != ctx.workerIndex()) {
+    // The client id's session lives on another worker: move this connection there
+    // (sessions never move between threads; connections do, once, at CONNECT).
+    client.markMigrating(home);
+    ctx.migrate(client, home);
+    return absl::OkStatus();
+  }
+
+  session::Session* s = ctx.findSession(p.client_id);
+  if (s != nullptr && s->client != nullptr) {
+    // §3.1.4-3 / MQTT 5 §3.1.4: take over the session; the old connection is
+    // closed (MQTT 5: DISCONNECT 0x8E). Its will follows the usual rules.
+    auto* old = static_cast<Client*>(s->client);
+    old->disconnect(ReasonCode::kSessionTakenOver, "session taken over", /*publish_will=*/true);
+    s = ctx.findSession(p.client_id);  // a session with expiry 0 ended with it
+  }
+  if (s != nullptr && p.clean_start) {
+    if (s->will_due_ms != 0 && s->will) {
+      // A delayed will of the old session is sent when that session ends.
+      codec::Will will = std::move(*s->will);
+      s->will.reset();
+      publishWill(ctx, will, s->id());
+    }
+    ctx.endSession(*s);
+    s = nullptr;
+  }
+  const bool session_present = s != nullptr;
+  if (s == nullptr) s = &ctx.createSession(p.client_id);
+  // §3.1.3.2.2: reconnecting before the will delay passed cancels the old will.
+  s->will_due_ms = 0;
+  s->will = std::move(p.will);
+  s->version = p.version;
+  s->expiry_interval = sessionExpiry(p, config);
+
+  codec::ConnackPacket ack;
+  ack.session_present = session_present;
+  client.keep_alive = p.keep_alive;
+  if (v5) {
+    const codec::Properties& cp = p.properties;
+    client.send_window = std::min<uint16_t>(cp.receive_maximum.value_or(65535),
+                                            config.max_inflight_messages);
+    client.client_max_packet_size = cp.maximum_packet_size.value_or(0);
+    client.client_topic_alias_max = cp.topic_alias_maximum.value_or(0);
+    client.request_problem_information = cp.request_problem_information.value_or(1) != 0;
+    codec::Properties& ap = ack.properties;
+    ap.receive_maximum = config.receive_maximum;
+    ap.maximum_packet_size = config.max_packet_size;
+    ap.topic_alias_maximum = config.topic_alias_maximum;
+    if (!config.retain_available) ap.retain_available = 0;
+    if (assigned) ap.assigned_client_identifier = p.client_id;
+    if (cp.session_expiry_interval && *cp.session_expiry_interval > config.max_session_expiry) {
+      ap.session_expiry_interval = config.max_session_expiry;
+    }
+    if (p.keep_alive > config.max_keepalive || (p.keep_alive == 0 && config.max_keepalive < 65535)) {
+      // §3.2.2.3.14: the client MUST use the Server Keep Alive.
+      client.keep_alive = config.max_keepalive;
+      ap.server_keep_alive = config.max_keepalive;
+    }
+  } else {
+    client.send_window = config.max_inflight_messages;
+  }
+  client.attach(*s, p.version);
+  client.send(ack);
+  base::logger("mqtt").debug("client '{}' connected from {} (v{}, session present {})",
+                             p.client_id, client.peer(), static_cast<int>(p.version),
+                             session_present);
+  if (session_present) resendInflight(client);
+  return absl::OkStatus();
+}
+
+}  // namespace gannet::handlers

@@ -1,0 +1,55 @@
+#pragma once
+// What the packet handlers need from the node around them. Implemented by
+// server::Worker; one per worker thread, used only on that thread.
+
+#include <cstdint>
+#include <string>
+
+#include "broker/handlers/config.h"
+#include "broker/handlers/stats.h"
+#include "broker/router/message.h"
+#include "broker/router/retained_index.h"
+#include "broker/router/topic_router.h"
+#include "broker/session/session.h"
+
+namespace gannet::handlers {
+
+class Client;
+
+class BrokerContext {
+ public:
+  virtual ~BrokerContext() = default;
+
+  virtual const BrokerConfig& config() const = 0;
+  virtual router::TopicRouter& router() = 0;
+  virtual router::RetainedIndex& retained() = 0;
+  virtual WorkerStats& stats() = 0;
+  virtual uint32_t workerIndex() const = 0;
+  // Monotonic ms of the current loop iteration.
+  virtual int64_t now() const = 0;
+
+  // Routes `message` to every matching session on this node (local sessions now,
+  // other workers' sessions through their inboxes at the end of the iteration).
+  // Returns the number of deliveries.
+  virtual size_t publish(const router::MessagePtr& message) = 0;
+
+  // Makes this worker the home of `client_id` unless another worker already is.
+  // Returns this worker's index, or the index of the worker that holds the session.
+  virtual uint32_t claimClientId(const std::string& client_id) = 0;
+  // The session of `client_id` on this worker, or null.
+  virtual session::Session* findSession(const std::string& client_id) = 0;
+  virtual session::Session& createSession(const std::string& client_id) = 0;
+  // Ends a session for good: its subscriptions leave the router, its queue is
+  // dropped, the client id is released. The session must have no client.
+  virtual void endSession(session::Session& session) = 0;
+  // Hands `client`'s socket (and its unconsumed input, starting with the CONNECT)
+  // to `worker`, which handles the CONNECT again there.
+  virtual void migrate(Client& client, uint32_t worker) = 0;
+  // A client id for a client that sent an empty one (§3.1.3.1).
+  virtual std::string assignClientId() = 0;
+  // The client's connection closed; the worker destroys it at the end of the
+  // iteration.
+  virtual void clientClosed(Client& client) = 0;
+};
+
+}  // namespace gannet::handlers

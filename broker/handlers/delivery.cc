@@ -1,0 +1,173 @@
+#include "broker/handlers/delivery.h"
+
+#include <algorithm>
+
+#include "broker/codec/encoder.h"
+#include "broker/codec/publish_writer.h"
+
+namespace gannet::handlers {
+namespace {
+
+bool expired(const router::Message& m, int64_t now) {
+  return m.expiry_deadline_ms != 0 && m.expiry_deadline_ms <= now;
+}
+
+// Writes one PUBLISH to the client. Returns false (and counts the drop) when the
+// message is over the client's Maximum Packet Size (MQTT 5 §3.1.2.11.4: discard
+// it as if it had been sent).
+bool writeToClient(Client& c, const session::OutboundMessage& out, uint16_t packet_id, bool dup) {
+  BrokerContext& ctx = c.ctx();
+  const router::Message& m = *out.message;
+  codec::PublishView v;
+  v.topic = m.topic;
+  v.payload = m.payload;
+  v.qos = out.qos;
+  v.retain = out.retain;
+  v.dup = dup;
+  v.packet_id = packet_id;
+  v.properties = m.properties.get();
+  if (m.expiry_deadline_ms != 0) {
+    // §3.3.2.3.3: the interval sent is the received one minus the time waited.
+    int64_t left_ms = m.expiry_deadline_ms - ctx.now();
+    v.message_expiry = static_cast<uint32_t>(std::max<int64_t>(1, (left_ms + 999) / 1000));
+  }
+  v.subscription_ids = std::span<const uint32_t>(out.subscription_ids.data(),
+                                                 out.subscription_ids.size());
+  uint16_t alias = 0;
+  bool alias_known = false;
+  if (c.client_topic_alias_max > 0) {
+    if (!c.outbound_aliases) {
+      c.outbound_aliases = std::make_unique<absl::flat_hash_map<std::string, uint16_t>>();
+    }
+    auto it = c.outbound_aliases->find(m.topic);
+    if (it != c.outbound_aliases->end()) {
+      alias = it->second;
+      alias_known = true;
+    } else if (c.outbound_aliases->size() < c.client_topic_alias_max) {
+      alias = static_cast<uint16_t>(c.outbound_aliases->size() + 1);
+    }
+    v.topic_alias = alias;
+    if (alias_known) v.topic = {};
+  }
+  std::string& buf = c.connection().output();
+  const size_t start = buf.size();
+  size_t n = codec::writePublish(v, c.version(), buf);
+  if (c.client_max_packet_size != 0 && n > c.client_max_packet_size) {
+    buf.resize(start);
+    ctx.stats().drop(DropReason::kTooLarge);
+    return false;
+  }
+  if (alias != 0 && !alias_known) c.outbound_aliases->emplace(m.topic, alias);
+  c.connection().scheduleFlush();
+  ctx.stats().messages_sent[out.qos].add();
+  ctx.stats().bytes_sent.add(n);
+  return true;
+}
+
+void sendInflight(Client& c, session::Session& s, session::OutboundMessage&& out) {
+  uint16_t pid = s.nextPacketId();
+  if (pid == 0) {  // cannot happen with a window below 65535; keep it queued
+    s.enqueue(std::move(out));
+    return;
+  }
+  if (!writeToClient(c, out, pid, /*dup=*/false)) return;
+  session::InflightMessage& in = s.inflight[pid];
+  in.out = std::move(out);
+  in.sequence = s.next_sequence++;
+}
+
+}  // namespace
+
+void deliver(BrokerContext& ctx, session::Session& s, session::OutboundMessage&& out) {
+  if (expired(*out.message, ctx.now())) {
+    ctx.stats().drop(DropReason::kExpired);
+    return;
+  }
+  auto* c = static_cast<Client*>(s.client);
+  if (out.qos == 0) {
+    if (c == nullptr) {
+      ctx.stats().drop(DropReason::kOffline);
+    } else if (c->connection().outputFull()) {
+      ctx.stats().drop(DropReason::kSlowConsumer);
+    } else {
+      writeToClient(*c, out, 0, false);
+    }
+    return;
+  }
+  if (c != nullptr && s.queue.empty() && s.inflight.size() < c->send_window &&
+      !c->connection().outputFull()) {
+    sendInflight(*c, s, std::move(out));
+    return;
+  }
+  if (s.queue.size() >= ctx.config().max_queued_messages) {
+    ctx.stats().drop(DropReason::kQueueFull);
+    return;
+  }
+  s.enqueue(std::move(out));
+}
+
+void pumpQueue(Client& c) {
+  session::Session* s = c.session();
+  if (s == nullptr) return;
+  BrokerContext& ctx = c.ctx();
+  while (!s->queue.empty() && s->inflight.size() < c.send_window &&
+         !c.connection().outputFull() && !c.connection().closed()) {
+    session::OutboundMessage out = s->dequeue();
+    if (expired(*out.message, ctx.now())) {
+      ctx.stats().drop(DropReason::kExpired);
+      continue;
+    }
+    sendInflight(c, *s, std::move(out));
+  }
+}
+
+void resendInflight(Client& c) {
+  session::Session* s = c.session();
+  if (s == nullptr) return;
+  std::vector<std::pair<uint64_t, uint16_t>> order;
+  order.reserve(s->inflight.size());
+  for (auto& [pid, in] : s->inflight) order.emplace_back(in.sequence, pid);
+  std::sort(order.begin(), order.end());
+  for (auto& [seq, pid] : order) {
+    session::InflightMessage& in = s->inflight[pid];
+    if (in.pubrec_received) {
+      c.send(codec::PubAckPacket{codec::PacketType::kPubrel, pid, codec::ReasonCode::kSuccess, {}});
+    } else {
+      writeToClient(c, in.out, pid, /*dup=*/true);
+    }
+  }
+  pumpQueue(c);
+}
+
+void publishWill(BrokerContext& ctx, const codec::Will& will, uint64_t session_id) {
+  auto m = std::make_shared<router::Message>();
+  m->topic = will.topic;
+  m->payload = will.payload;
+  m->qos = will.qos;
+  m->retain = will.retain;
+  m->publisher_session_id = session_id;
+  const codec::Properties& p = will.properties;
+  if (p.message_expiry_interval) {
+    m->expiry_deadline_ms = ctx.now() + int64_t{*p.message_expiry_interval} * 1000;
+  }
+  if (p.payload_format_indicator || p.content_type || p.response_topic || p.correlation_data ||
+      !p.user_properties.empty()) {
+    auto props = std::make_shared<codec::Properties>();
+    props->payload_format_indicator = p.payload_format_indicator;
+    props->content_type = p.content_type;
+    props->response_topic = p.response_topic;
+    props->correlation_data = p.correlation_data;
+    props->user_properties = p.user_properties;
+    m->properties = std::move(props);
+  }
+  if (m->retain && ctx.config().retain_available) {
+    if (m->payload.empty()) {
+      ctx.retained().clear(m->topic);
+    } else {
+      ctx.retained().set(m);
+    }
+  }
+  ctx.publish(m);
+}
+
+}  // namespace gannet::handlers

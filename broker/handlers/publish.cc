@@ -1,0 +1,112 @@
+#include "broker/codec/errors.h"
+#include "broker/handlers/handlers.h"
+
+namespace gannet::handlers {
+
+using codec::ReasonCode;
+
+namespace {
+
+// MQTT 5 §3.3.2.3.4: resolves (and learns) a topic alias. Returns an error status
+// for an alias of 0, above our maximum, or unknown with an empty topic.
+absl::Status resolveAlias(Client& client, codec::PublishPacket& p) {
+  if (!p.properties.topic_alias) {
+    if (p.topic.empty()) return codec::protocolError("empty topic without a topic alias");
+    return absl::OkStatus();
+  }
+  uint16_t alias = *p.properties.topic_alias;
+  if (alias == 0 || alias > client.ctx().config().topic_alias_maximum) {
+    return codec::codecError(ReasonCode::kTopicAliasInvalid, "topic alias out of range");
+  }
+  auto& table = client.inbound_aliases;
+  if (table.size() < alias) table.resize(alias);
+  if (p.topic.empty()) {
+    if (table[alias - 1].empty()) {
+      return codec::protocolError("unknown topic alias");
+    }
+    p.topic = table[alias - 1];
+  } else {
+    table[alias - 1] = p.topic;
+  }
+  return absl::OkStatus();
+}
+
+// Keeps only the properties that travel with the message to subscribers.
+std::shared_ptr<const codec::Properties> passThrough(codec::Properties& in) {
+  if (!in.payload_format_indicator && !in.content_type && !in.response_topic &&
+      !in.correlation_data && in.user_properties.empty()) {
+    return nullptr;
+  }
+  auto out = std::make_shared<codec::Properties>();
+  out->payload_format_indicator = in.payload_format_indicator;
+  out->content_type = std::move(in.content_type);
+  out->response_topic = std::move(in.response_topic);
+  out->correlation_data = std::move(in.correlation_data);
+  out->user_properties = std::move(in.user_properties);
+  return out;
+}
+
+void sendAck(Client& client, codec::PacketType type, uint16_t packet_id, ReasonCode rc) {
+  client.send(codec::PubAckPacket{type, packet_id, rc, {}});
+}
+
+}  // namespace
+
+absl::Status handlePublish(Client& client, codec::PublishPacket&& p) {
+  BrokerContext& ctx = client.ctx();
+  session::Session& s = *client.session();
+  if (client.isV5()) {
+    absl::Status st = resolveAlias(client, p);
+    if (!st.ok()) return st;
+  }
+  if (p.retain && !ctx.config().retain_available) {
+    // MQTT 5 §3.3.1.3: RETAIN set when Retain Available is 0.
+    return codec::codecError(ReasonCode::kRetainNotSupported, "retain is not available");
+  }
+  if (p.qos == 2 && s.awaiting_pubrel.contains(p.packet_id)) {
+    // §4.3.3: a resent PUBLISH whose PUBREC we already sent: acknowledge again,
+    // deliver nothing (exactly once).
+    sendAck(client, codec::PacketType::kPubrec, p.packet_id, ReasonCode::kSuccess);
+    return absl::OkStatus();
+  }
+  if (p.qos == 2 && s.awaiting_pubrel.size() >= ctx.config().receive_maximum && client.isV5()) {
+    // MQTT 5 §3.3.4: more unacknowledged QoS 2 PUBLISHes than our Receive Maximum.
+    return codec::codecError(ReasonCode::kReceiveMaximumExceeded, "receive maximum exceeded");
+  }
+  ctx.stats().messages_received[p.qos].add();
+
+  auto m = std::make_shared<router::Message>();
+  m->topic = std::move(p.topic);
+  m->payload = std::move(p.payload);
+  m->qos = p.qos;
+  m->retain = p.retain;
+  m->publisher_session_id = s.id();
+  if (p.properties.message_expiry_interval) {
+    m->expiry_deadline_ms = ctx.now() + int64_t{*p.properties.message_expiry_interval} * 1000;
+  }
+  m->properties = passThrough(p.properties);
+
+  if (m->retain) {
+    // §3.3.1.3: a retained message replaces the topic's one; an empty payload clears it.
+    if (m->payload.empty()) {
+      ctx.retained().clear(m->topic);
+    } else {
+      ctx.retained().set(m);
+    }
+  }
+  size_t deliveries = ctx.publish(m);
+  if (deliveries == 0) ctx.stats().drop(DropReason::kNoSubscribers);
+
+  // MQTT 5 §3.4.2.1: 0x10 "No matching subscribers" is a success code.
+  ReasonCode rc = deliveries == 0 && client.isV5() ? ReasonCode::kNoMatchingSubscribers
+                                                   : ReasonCode::kSuccess;
+  if (p.qos == 1) {
+    sendAck(client, codec::PacketType::kPuback, p.packet_id, rc);
+  } else if (p.qos == 2) {
+    s.awaiting_pubrel.insert(p.packet_id);
+    sendAck(client, codec::PacketType::kPubrec, p.packet_id, rc);
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace gannet::handlers

@@ -1,0 +1,44 @@
+#pragma once
+// Per-worker counters. Written only by the owning worker (relaxed atomics, so the
+// hot path pays one uncontended add); summed over workers when /metrics or $SYS is
+// read. Never a label per client or topic.
+
+#include <atomic>
+#include <cstdint>
+
+namespace gannet::handlers {
+
+enum class DropReason : uint8_t {
+  kQueueFull = 0,    // a session's queue was at --max_queued_messages
+  kSlowConsumer,     // QoS 0 to a connection whose output is over its bound
+  kExpired,          // MQTT 5 message expiry passed before delivery
+  kTooLarge,         // over the client's Maximum Packet Size
+  kNoSubscribers,    // published to a topic nobody subscribes to
+  kOffline,          // QoS 0 for an offline session
+  kCount,
+};
+const char* dropReasonName(DropReason r);
+
+struct Counter {
+  std::atomic<uint64_t> v{0};
+  void add(uint64_t n = 1) { v.store(v.load(std::memory_order_relaxed) + n, std::memory_order_relaxed); }
+  uint64_t get() const { return v.load(std::memory_order_relaxed); }
+};
+
+struct WorkerStats {
+  Counter connections_accepted;
+  Counter connections_current_inc;  // connected (CONNACK sent) minus closed: see below
+  Counter connections_current_dec;
+  Counter messages_received[3];     // by QoS
+  Counter messages_sent[3];
+  Counter bytes_received;
+  Counter bytes_sent;
+  Counter dropped[static_cast<int>(DropReason::kCount)];
+  Counter protocol_errors;          // connections closed for malformed input / protocol errors
+  Counter sessions_current_inc;
+  Counter sessions_current_dec;
+
+  void drop(DropReason r) { dropped[static_cast<int>(r)].add(); }
+};
+
+}  // namespace gannet::handlers

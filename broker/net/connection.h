@@ -1,0 +1,125 @@
+#pragma once
+// One TCP connection: bytes in, bytes out. Knows nothing of MQTT.
+//
+// Owned by the protocol object that uses it (the MQTT client of broker/session),
+// which a Worker owns; lives on that worker's loop thread for its whole life.
+// Input is read in one go per readiness event into a per-thread buffer; only an
+// incomplete trailing packet is kept per connection, so an idle connection holds
+// no buffer. Output is appended during an iteration and written once per
+// iteration by the FlushList (writes coalesced per connection).
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "broker/net/event_loop.h"
+
+namespace gannet::net {
+
+class Connection;
+
+// The connections of one loop that have output to write this iteration.
+// Owned by the Worker; flushAll() runs at the end of every iteration.
+class FlushList {
+ public:
+  void add(Connection* c) { dirty_.push_back(c); }
+  // A connection that stopped reading to let others run, or resumed reading after
+  // its output drained: read it again at the end of the iteration.
+  void addReadAgain(Connection* c) { read_again_.push_back(c); }
+  // Reads the read-again connections, then writes every dirty one.
+  void flushAll();
+  // A closing connection must not stay in the lists.
+  void forget(Connection* c);
+  bool hasReadAgain() const { return !read_again_.empty(); }
+
+ private:
+  std::vector<Connection*> dirty_;
+  std::vector<Connection*> read_again_;
+};
+
+class Connection : public EventLoop::Handler {
+ public:
+  class Callbacks {
+   public:
+    virtual ~Callbacks() = default;
+    // `data` is every unconsumed input byte. Returns how many were consumed (whole
+    // packets); the rest is kept and offered again with the next bytes.
+    virtual size_t onData(std::string_view data) = 0;
+    // The connection is closed (peer close, error, or closeNow()). Called once.
+    virtual void onClosed(std::string_view why) = 0;
+    // Output fell below the low-water mark after having been above the limit.
+    virtual void onWritable() = 0;
+  };
+
+  // Takes ownership of the connected, non-blocking `fd`.
+  Connection(EventLoop& loop, FlushList& flush_list, int fd, std::string peer);
+  ~Connection() override;
+  Connection(const Connection&) = delete;
+  Connection& operator=(const Connection&) = delete;
+
+  void setCallbacks(Callbacks* cb) { callbacks_ = cb; }
+  // Registers with the loop. `initial_input` is input read elsewhere (a connection
+  // migrated from another worker); it is offered to onData() first.
+  absl::Status start(std::string initial_input = {});
+
+  // Appends to the output; written at the end of the iteration.
+  void send(std::string_view bytes) {
+    out_.append(bytes);
+    scheduleFlush();
+  }
+  // Direct access for encoders that append in place; call scheduleFlush() after.
+  std::string& output() { return out_; }
+  void scheduleFlush() {
+    if (!flush_scheduled_ && !closed_) {
+      flush_scheduled_ = true;
+      flush_list_.add(this);
+    }
+  }
+  size_t pendingOutput() const { return out_.size() - out_offset_; }
+  // Output above which the protocol layer should stop producing (QoS 0 is dropped,
+  // QoS>0 waits in the session queue) and input is no longer read.
+  void setOutputLimit(size_t bytes) { output_limit_ = bytes; }
+  bool outputFull() const { return pendingOutput() >= output_limit_; }
+
+  // Writes what is pending now. Returns false when the connection failed.
+  bool flush();
+  // Flushes what is queued (best effort, non-blocking), then closes.
+  void closeAfterFlush();
+  // Closes at once; pending output is discarded. onClosed(why) is called.
+  void closeNow(std::string_view why);
+  bool closed() const { return closed_; }
+
+  // Detaches the socket for migration to another worker: unregisters it and
+  // returns the fd and any unconsumed input. The connection is closed afterwards
+  // without touching the socket or calling onClosed().
+  int release(std::string& unconsumed_input);
+
+  const std::string& peer() const { return peer_; }
+  int fd() const { return fd_; }
+
+  void onEvents(uint32_t events) override;
+
+ private:
+  friend class FlushList;
+  void readAll();
+  void deliver(std::string_view fresh);
+
+  EventLoop& loop_;
+  FlushList& flush_list_;
+  int fd_;
+  std::string peer_;
+  Callbacks* callbacks_ = nullptr;
+  std::string in_;  // incomplete packet only
+  std::string out_;
+  size_t out_offset_ = 0;
+  size_t output_limit_ = 1 << 20;
+  bool flush_scheduled_ = false;
+  bool closed_ = false;
+  bool read_paused_ = false;  // output over limit: stop reading until it drains
+  bool was_full_ = false;
+  bool in_callback_ = false;
+};
+
+}  // namespace gannet::net

@@ -1,0 +1,170 @@
+#include "broker/server/node.h"
+
+#include <fcntl.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+#include <thread>
+
+#include <prometheus/exposer.h>
+
+#include "absl/strings/str_cat.h"
+#include "base/clock.h"
+#include "base/logging.h"
+#include "broker/net/address.h"
+#include "broker/server/metrics_collector.h"
+
+namespace gannet::server {
+
+Node::Node(NodeOptions options) : options_(std::move(options)) {}
+
+Node::~Node() {
+  stop();
+  wait();
+  exposer_.reset();
+  workers_.clear();
+  if (lock_fd_ >= 0) ::close(lock_fd_);
+}
+
+absl::Status Node::prepareDataDir() {
+  std::error_code ec;
+  std::filesystem::create_directories(options_.data_dir, ec);
+  if (ec) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("cannot create data directory '", options_.data_dir, "': ", ec.message()));
+  }
+  std::string lock_path = absl::StrCat(options_.data_dir, "/gannet.lock");
+  lock_fd_ = ::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  if (lock_fd_ < 0) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "data directory '", options_.data_dir, "' is not writable: ", strerror(errno)));
+  }
+  if (::flock(lock_fd_, LOCK_EX | LOCK_NB) != 0) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "data directory '", options_.data_dir,
+        "' is in use by another gannet process (lock held on ", lock_path, ")"));
+  }
+  std::string pid = absl::StrCat(getpid(), "\n");
+  [[maybe_unused]] int r = ::ftruncate(lock_fd_, 0);
+  [[maybe_unused]] ssize_t w = ::pwrite(lock_fd_, pid.data(), pid.size(), 0);
+  return absl::OkStatus();
+}
+
+absl::Status Node::start() {
+  started_ms_ = base::monotonicMs();
+  auto addr = net::parseHostPort(options_.mqtt_listen);
+  if (!addr.ok()) return addr.status();
+  absl::Status s = prepareDataDir();
+  if (!s.ok()) return s;
+
+  uint32_t n = options_.workers;
+  if (n == 0) n = std::max(1u, std::thread::hardware_concurrency());
+  for (uint32_t i = 0; i < n; ++i) workers_.push_back(std::make_unique<Worker>(*this, i));
+  for (auto& w : workers_) {
+    s = w->init();
+    if (!s.ok()) return s;
+  }
+  // The first worker binds (port 0 picks a free port); the others share the port.
+  net::HostPort bind = *addr;
+  for (auto& w : workers_) {
+    auto port = w->listen(bind);
+    if (!port.ok()) return port.status();
+    bind.port = *port;
+  }
+  mqtt_port_ = bind.port;
+  base::logger("node").info("mqtt listener on {}:{} ({} workers)",
+                            addr->host.empty() ? "0.0.0.0" : addr->host, mqtt_port_, n);
+  s = startMetrics();
+  if (!s.ok()) return s;
+  for (auto& w : workers_) w->start();
+  return absl::OkStatus();
+}
+
+absl::Status Node::startMetrics() {
+  if (options_.metrics_listen.empty()) return absl::OkStatus();
+  auto addr = net::parseHostPort(options_.metrics_listen);
+  if (!addr.ok()) return addr.status();
+  std::string bind = absl::StrCat(addr->host.empty() ? "0.0.0.0" : addr->host, ":", addr->port);
+  try {
+    exposer_ = std::make_unique<prometheus::Exposer>(bind, 1);
+  } catch (const std::exception& e) {
+    return absl::UnavailableError(
+        absl::StrCat("cannot serve metrics on ", options_.metrics_listen, ": ", e.what()));
+  }
+  metrics_ = std::make_shared<MetricsCollector>(*this);
+  exposer_->RegisterCollectable(metrics_);
+  auto ports = exposer_->GetListeningPorts();
+  metrics_port_ = ports.empty() ? addr->port : static_cast<uint16_t>(ports.front());
+  base::logger("node").info("metrics listener on {}:{}",
+                            addr->host.empty() ? "0.0.0.0" : addr->host, *metrics_port_);
+  return absl::OkStatus();
+}
+
+void Node::stop() {
+  for (auto& w : workers_) w->stop();
+}
+
+void Node::wait() {
+  for (auto& w : workers_) w->join();
+}
+
+NodeTotals Node::totals() const {
+  NodeTotals t;
+  uint64_t inc = 0, dec = 0, sinc = 0, sdec = 0;
+  for (const auto& wp : workers_) {
+    const handlers::WorkerStats& s = std::as_const(*wp).stats();
+    inc += s.connections_current_inc.get();
+    dec += s.connections_current_dec.get();
+    sinc += s.sessions_current_inc.get();
+    sdec += s.sessions_current_dec.get();
+    t.connections_accepted += s.connections_accepted.get();
+    for (int q = 0; q < 3; ++q) {
+      t.messages_received[q] += s.messages_received[q].get();
+      t.messages_sent[q] += s.messages_sent[q].get();
+    }
+    t.bytes_received += s.bytes_received.get();
+    t.bytes_sent += s.bytes_sent.get();
+    for (int r = 0; r < static_cast<int>(handlers::DropReason::kCount); ++r) {
+      t.dropped[r] += s.dropped[r].get();
+    }
+    t.protocol_errors += s.protocol_errors.get();
+  }
+  t.connections_current = inc >= dec ? inc - dec : 0;
+  t.sessions = sinc >= sdec ? sinc - sdec : 0;
+  return t;
+}
+
+void Node::publishSys(Worker& w) {
+  if (options_.sys_interval_s == 0) return;
+  static thread_local int64_t next_ms = 0;  // only worker 0's thread calls this
+  const int64_t now = w.now();
+  if (now < next_ms) return;
+  next_ms = now + int64_t{options_.sys_interval_s} * 1000;
+  NodeTotals t = totals();
+  uint64_t received = t.messages_received[0] + t.messages_received[1] + t.messages_received[2];
+  uint64_t sent = t.messages_sent[0] + t.messages_sent[1] + t.messages_sent[2];
+  auto put = [&](const char* topic, std::string value) {
+    auto m = std::make_shared<router::Message>();
+    m->topic = absl::StrCat("$SYS/broker/", topic);
+    m->payload = std::move(value);
+    m->retain = true;
+    retained_.set(m);
+    w.publish(m);
+  };
+  put("version", absl::StrCat("gannet ", GANNET_VERSION));
+  put("uptime", absl::StrCat((now - started_ms_) / 1000, " seconds"));
+  put("clients/connected", absl::StrCat(t.connections_current));
+  put("clients/total", absl::StrCat(t.sessions));
+  put("messages/received", absl::StrCat(received));
+  put("messages/sent", absl::StrCat(sent));
+  put("load/bytes/received", absl::StrCat(t.bytes_received));
+  put("load/bytes/sent", absl::StrCat(t.bytes_sent));
+  put("subscriptions/count", absl::StrCat(router_.subscriptionCount()));
+  put("retained messages/count", absl::StrCat(retained_.size()));
+}
+
+}  // namespace gannet::server

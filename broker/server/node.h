@@ -1,0 +1,101 @@
+#pragma once
+// A whole Gannet node: the workers and what they share (router, retained
+// messages, session registry, configuration), the metrics endpoint and the $SYS
+// publisher. Used by cmd/gannet and by tests that want a node in-process.
+//
+// Created and started on the main thread; stop() is thread-safe (signal handlers
+// reach it through a self-pipe in main).
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "broker/handlers/config.h"
+#include "broker/router/retained_index.h"
+#include "broker/router/topic_router.h"
+#include "broker/server/session_registry.h"
+#include "broker/server/worker.h"
+
+namespace prometheus {
+class Exposer;
+}
+
+namespace gannet::server {
+
+class MetricsCollector;
+
+struct NodeOptions {
+  uint32_t node_id = 1;
+  std::string mqtt_listen = "0.0.0.0:1883";
+  std::string data_dir = "./data";
+  std::string metrics_listen;  // empty: no metrics endpoint
+  uint32_t workers = 0;        // 0: one per core
+  uint32_t sys_interval_s = 5; // 0: no $SYS topics
+  handlers::BrokerConfig broker;
+};
+
+// Counters summed over workers.
+struct NodeTotals {
+  uint64_t connections_current = 0;
+  uint64_t connections_accepted = 0;
+  uint64_t messages_received[3] = {0, 0, 0};
+  uint64_t messages_sent[3] = {0, 0, 0};
+  uint64_t bytes_received = 0;
+  uint64_t bytes_sent = 0;
+  uint64_t dropped[static_cast<int>(handlers::DropReason::kCount)] = {};
+  uint64_t protocol_errors = 0;
+  uint64_t sessions = 0;
+};
+
+class Node {
+ public:
+  explicit Node(NodeOptions options);
+  ~Node();
+
+  // Prepares the data directory, binds the listeners, starts the workers.
+  absl::Status start();
+  // Thread-safe: asks every worker to stop.
+  void stop();
+  // Blocks until every worker has stopped.
+  void wait();
+
+  uint16_t mqttPort() const { return mqtt_port_; }
+  std::optional<uint16_t> metricsPort() const { return metrics_port_; }
+
+  const NodeOptions& options() const { return options_; }
+  const handlers::BrokerConfig& config() const { return options_.broker; }
+  router::TopicRouter& router() { return router_; }
+  router::RetainedIndex& retained() { return retained_; }
+  SessionRegistry& registry() { return registry_; }
+  Worker& worker(uint32_t i) { return *workers_[i]; }
+  uint32_t workerCount() const { return static_cast<uint32_t>(workers_.size()); }
+  uint64_t nextSessionId() { return next_session_id_.fetch_add(1, std::memory_order_relaxed); }
+  int64_t startedAtMs() const { return started_ms_; }
+
+  NodeTotals totals() const;
+  // Publishes the $SYS/broker/... topics through `w` (called on worker 0's thread).
+  void publishSys(Worker& w);
+
+ private:
+  absl::Status prepareDataDir();
+  absl::Status startMetrics();
+
+  NodeOptions options_;
+  router::TopicRouter router_;
+  router::RetainedIndex retained_;
+  SessionRegistry registry_;
+  std::vector<std::unique_ptr<Worker>> workers_;
+  std::atomic<uint64_t> next_session_id_{1};
+  uint16_t mqtt_port_ = 0;
+  std::optional<uint16_t> metrics_port_;
+  int64_t started_ms_ = 0;
+  int lock_fd_ = -1;
+  std::shared_ptr<MetricsCollector> metrics_;
+  std::unique_ptr<prometheus::Exposer> exposer_;
+};
+
+}  // namespace gannet::server

@@ -1,0 +1,103 @@
+#pragma once
+// One worker thread: an epoll loop, its listener socket (SO_REUSEPORT), the
+// clients accepted on it and the sessions that live on it.
+//
+// Owned by the Node. Everything but the cross-thread entry points (deliverBatch,
+// adopt, stop) runs on the worker's own thread. Messages for sessions on other
+// workers are batched per target worker during an iteration and handed over at
+// its end through the target's inbox (one lock + one eventfd wake per batch).
+
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/status/statusor.h"
+#include "broker/handlers/client.h"
+#include "broker/handlers/context.h"
+#include "broker/net/connection.h"
+#include "broker/net/event_loop.h"
+#include "broker/net/listener.h"
+
+namespace gannet::server {
+
+class Node;
+
+// A message for a session on another worker.
+struct RemoteDelivery {
+  uint64_t session_id = 0;
+  session::OutboundMessage out;
+};
+
+class Worker : public handlers::BrokerContext {
+ public:
+  Worker(Node& node, uint32_t index);
+  ~Worker() override;
+
+  absl::Status init();
+  // Binds this worker's listener socket. Call before start().
+  absl::StatusOr<uint16_t> listen(const net::HostPort& addr);
+  void start();
+  // Thread-safe: closes the listener, disconnects clients (MQTT 5: 0x8B server
+  // shutting down) and stops the loop.
+  void stop();
+  void join();
+
+  // Thread-safe: queues deliveries for sessions on this worker.
+  void deliverBatch(std::vector<RemoteDelivery>&& batch);
+  // Thread-safe: takes over a socket migrated from another worker.
+  void adopt(int fd, std::string peer, std::string input);
+  // Thread-safe: runs `fn` on this worker's thread.
+  void post(std::function<void()> fn) { loop_.post(std::move(fn)); }
+
+  // --- handlers::BrokerContext ---
+  const handlers::BrokerConfig& config() const override;
+  router::TopicRouter& router() override;
+  router::RetainedIndex& retained() override;
+  handlers::WorkerStats& stats() override { return stats_; }
+  uint32_t workerIndex() const override { return index_; }
+  int64_t now() const override { return loop_.now(); }
+  size_t publish(const router::MessagePtr& message) override;
+  uint32_t claimClientId(const std::string& client_id) override;
+  session::Session* findSession(const std::string& client_id) override;
+  session::Session& createSession(const std::string& client_id) override;
+  void endSession(session::Session& session) override;
+  void migrate(handlers::Client& client, uint32_t worker) override;
+  std::string assignClientId() override;
+  void clientClosed(handlers::Client& client) override;
+
+  const handlers::WorkerStats& stats() const { return stats_; }
+
+ private:
+  void onAccept(int fd, std::string peer);
+  void addClient(int fd, std::string peer, std::string input);
+  void onIterationEnd();
+  void onTick();
+  void drainInbox();
+  void deliverLocal(uint64_t session_id, session::OutboundMessage&& out);
+
+  Node& node_;
+  const uint32_t index_;
+  net::EventLoop loop_;
+  net::FlushList flush_list_;
+  std::unique_ptr<net::Listener> listener_;
+  std::thread thread_;
+  handlers::WorkerStats stats_;
+
+  absl::flat_hash_map<handlers::Client*, std::unique_ptr<handlers::Client>> clients_;
+  std::vector<handlers::Client*> closed_clients_;
+  std::vector<handlers::Client*> migrating_clients_;
+  absl::flat_hash_map<uint64_t, std::unique_ptr<session::Session>> sessions_;
+  absl::flat_hash_map<std::string, session::Session*> sessions_by_client_id_;
+
+  std::vector<router::Delivery> match_scratch_;
+  std::vector<std::vector<RemoteDelivery>> outgoing_;  // per target worker
+  std::mutex inbox_mu_;
+  std::vector<RemoteDelivery> inbox_;
+  uint64_t assigned_ids_ = 0;
+};
+
+}  // namespace gannet::server

@@ -1,0 +1,126 @@
+#pragma once
+// The state of one MQTT session (§4.1): what must outlive a network connection.
+//
+// Owned by a Worker (its session table); lives on that worker's thread for its
+// whole life. A session never moves between workers: a reconnecting client's
+// connection is moved to the session's worker instead. The session holds no
+// socket; the connected client (if any) is referenced by `client`.
+
+#include <cstdint>
+#include <vector>
+#include <limits>
+#include <optional>
+#include <string>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
+#include "absl/container/inlined_vector.h"
+#include "broker/codec/packets.h"
+#include "broker/router/message.h"
+#include "broker/router/topic_router.h"
+
+namespace gannet::session {
+
+using SubscriptionIds = absl::InlinedVector<uint32_t, 2>;
+
+// A message on its way to this session's client, with the per-delivery facts.
+struct OutboundMessage {
+  router::MessagePtr message;
+  uint8_t qos = 0;      // granted: min(publish QoS, subscription QoS)
+  bool retain = false;  // the RETAIN flag to send
+  SubscriptionIds subscription_ids;
+};
+
+// FIFO of outbound messages. A vector with a moving head rather than std::deque:
+// an empty std::deque allocates ~600 bytes, too much for an idle session.
+class MessageQueue {
+ public:
+  bool empty() const { return head_ == items_.size(); }
+  size_t size() const { return items_.size() - head_; }
+  const OutboundMessage& front() const { return items_[head_]; }
+  void push_back(OutboundMessage m) { items_.push_back(std::move(m)); }
+  OutboundMessage pop_front() {
+    OutboundMessage m = std::move(items_[head_++]);
+    if (head_ == items_.size()) {
+      items_.clear();
+      head_ = 0;
+      if (items_.capacity() > 1024) items_.shrink_to_fit();
+    } else if (head_ >= 1024 && head_ * 2 >= items_.size()) {
+      items_.erase(items_.begin(), items_.begin() + static_cast<ptrdiff_t>(head_));
+      head_ = 0;
+    }
+    return m;
+  }
+  void clear() {
+    items_.clear();
+    items_.shrink_to_fit();
+    head_ = 0;
+  }
+
+ private:
+  std::vector<OutboundMessage> items_;
+  size_t head_ = 0;
+};
+
+// A QoS 1/2 PUBLISH sent to the client and not yet completed (§4.3).
+struct InflightMessage {
+  OutboundMessage out;
+  uint64_t sequence = 0;  // send order, for retransmission in order (§4.6)
+  bool pubrec_received = false;  // QoS 2: PUBREL sent, waiting for PUBCOMP
+};
+
+constexpr uint32_t kNeverExpires = std::numeric_limits<uint32_t>::max();
+
+class Session {
+ public:
+  Session(uint64_t id, std::string client_id) : id_(id), client_id_(std::move(client_id)) {}
+
+  uint64_t id() const { return id_; }
+  const std::string& clientId() const { return client_id_; }
+
+  // --- lifetime ---
+  // Seconds the session outlives its connection: 0 = ends with it (clean session),
+  // kNeverExpires = forever (3.1.1 cleanSession=0, or MQTT 5 0xFFFFFFFF).
+  uint32_t expiry_interval = 0;
+  codec::ProtocolVersion version = codec::ProtocolVersion::kV311;
+  // Monotonic ms at which an offline session expires; 0 while connected.
+  int64_t expires_at_ms = 0;
+  // The connected client, or null while offline. Opaque to the session.
+  void* client = nullptr;
+
+  // --- will (§3.1.2.5, MQTT 5 §3.1.3.2.2) ---
+  std::optional<codec::Will> will;
+  int64_t will_due_ms = 0;  // a delayed will waiting to be published; 0 = none
+
+  // --- subscriptions: filter as subscribed (shared filters included) → options ---
+  absl::flat_hash_map<std::string, router::SubscriptionOptions> subscriptions;
+
+  // --- outbound QoS 1/2 ---
+  // Allocates a packet id not in flight. Returns 0 when all 65535 are in use.
+  uint16_t nextPacketId();
+  absl::flat_hash_map<uint16_t, InflightMessage> inflight;
+  uint64_t next_sequence = 1;
+  // Messages waiting for a free inflight slot, or for the client to come back.
+  MessageQueue queue;
+  size_t queued_bytes = 0;
+
+  // --- inbound QoS 2 (§4.3.3): packet ids received and PUBREC'd, awaiting PUBREL ---
+  absl::flat_hash_set<uint16_t> awaiting_pubrel;
+
+  void enqueue(OutboundMessage m) {
+    queued_bytes += m.message->payload.size() + m.message->topic.size();
+    queue.push_back(std::move(m));
+  }
+  OutboundMessage dequeue() {
+    OutboundMessage m = queue.pop_front();
+    queued_bytes -= m.message->payload.size() + m.message->topic.size();
+    return m;
+  }
+
+ private:
+  uint64_t id_;
+  std::string client_id_;
+  uint16_t last_packet_id_ = 0;
+};
+
+}  // namespace gannet::session
