@@ -28,6 +28,17 @@ size_t Client::onData(std::string_view data) {
   while (used < data.size() &&
          (state_ == State::kAwaitConnect || state_ == State::kConnected)) {
     std::string_view rest = data.substr(used);
+    // Judge the packet type from its first byte, before waiting for its length:
+    // type 0 is reserved (§2.1.2), and nothing but CONNECT may come first (§3.1.0-1).
+    const auto type = static_cast<codec::PacketType>(static_cast<uint8_t>(rest[0]) >> 4);
+    if (static_cast<uint8_t>(type) == 0) {
+      closeForError(codec::protocolError("reserved packet type 0"));
+      return data.size();
+    }
+    if (state_ == State::kAwaitConnect && type != codec::PacketType::kConnect) {
+      closeForError(codec::protocolError("first packet is not CONNECT"));
+      return data.size();
+    }
     auto header = codec::peekFrame(rest);
     if (!header.ok()) {
       closeForError(header.status());
@@ -35,11 +46,6 @@ size_t Client::onData(std::string_view data) {
     }
     if (!header->has_value()) break;
     const codec::FrameHeader& h = **header;
-    if (state_ == State::kAwaitConnect && h.type() != codec::PacketType::kConnect) {
-      // §3.1.0-1: the first packet from the client MUST be CONNECT.
-      closeForError(codec::protocolError("first packet is not CONNECT"));
-      return data.size();
-    }
     if (h.totalLength() > max_size) {
       // §3.1.2.11.4 / §4.13: over the Maximum Packet Size the server announced.
       closeForError(codec::codecError(ReasonCode::kPacketTooLarge, "packet too large"));

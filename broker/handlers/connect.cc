@@ -125,6 +125,17 @@ absl::Status handleConnect(Client& client, codec::ConnectPacket&& p) {
   } else {
     client.send_window = config.max_inflight_messages;
   }
+  if (v5 && client.client_max_packet_size != 0) {
+    std::string probe;
+    codec::encode(ack, p.version, probe);
+    if (probe.size() > client.client_max_packet_size) {
+      // MQTT 5 §3.1.2.11.4: we may not send a packet over the client's maximum,
+      // and the CONNACK does not fit: nothing can be said, close.
+      if (!session_present) ctx.endSession(*s);
+      client.connection().closeNow("CONNACK larger than the client's Maximum Packet Size");
+      return absl::OkStatus();
+    }
+  }
   client.attach(*s, p.version);
   client.send(ack);
   base::logger("mqtt").debug("client '{}' connected from {} (v{}, session present {})",

@@ -28,10 +28,18 @@ class BrokerContext {
   // Monotonic ms of the current loop iteration.
   virtual int64_t now() const = 0;
 
-  // Routes `message` to every matching session on this node (local sessions now,
-  // other workers' sessions through their inboxes at the end of the iteration).
-  // Returns the number of deliveries.
-  virtual size_t publish(const router::MessagePtr& message) = 0;
+  // Routing in two steps, so that a publisher's PUBACK can be written before a
+  // delivery of its own message to itself: match() finds the deliveries of
+  // `message` and returns how many; deliverMatched() then makes them (local
+  // sessions at once, other workers' sessions through their inboxes at the end
+  // of the iteration).
+  virtual size_t match(const router::MessagePtr& message) = 0;
+  virtual void deliverMatched(const router::MessagePtr& message) = 0;
+  size_t publish(const router::MessagePtr& message) {
+    size_t n = match(message);
+    deliverMatched(message);
+    return n;
+  }
 
   // Makes this worker the home of `client_id` unless another worker already is.
   // Returns this worker's index, or the index of the worker that holds the session.

@@ -10,46 +10,50 @@ using codec::ReasonCode;
 namespace {
 
 // The sender side of QoS 1 and 2 (§4.3.2, §4.3.3): PUBACK / PUBREC / PUBCOMP.
-void onOutboundAck(Client& client, session::Session& s, const codec::PubAckPacket& p) {
+// An ack of the wrong kind for the message's QoS (PUBREC or PUBCOMP for QoS 1,
+// PUBACK for QoS 2, PUBCOMP before PUBREC) is a Protocol Error.
+absl::Status onOutboundAck(Client& client, session::Session& s, const codec::PubAckPacket& p) {
+  const bool failed = static_cast<uint8_t>(p.reason_code) >= 0x80;
   auto it = s.inflight.find(p.packet_id);
   if (it == s.inflight.end()) {
-    if (p.type == PacketType::kPubrec) {
-      // MQTT 5 §4.3.3: answer an unknown PUBREC with PUBREL 0x92.
-      client.send(codec::PubAckPacket{PacketType::kPubrel, p.packet_id,
-                                      ReasonCode::kPacketIdentifierNotFound, {}});
+    if (p.type == PacketType::kPubrec && !failed) {
+      // §4.3.3: a PUBREC is answered with PUBREL even for an id we no longer
+      // hold (e.g. a PUBREC resent after its PUBREL was lost); as Mosquitto does,
+      // with Success, so the client can release the id.
+      client.send(codec::PubAckPacket{PacketType::kPubrel, p.packet_id, ReasonCode::kSuccess, {}});
     }
-    return;  // a late or duplicate ack: nothing to do
+    return absl::OkStatus();  // a late or duplicate ack: nothing to do
   }
   session::InflightMessage& in = it->second;
   switch (p.type) {
     case PacketType::kPuback:
-      if (in.out.qos != 1) return;
+      if (in.out.qos != 1) return codec::protocolError("PUBACK for a QoS 2 message");
       s.inflight.erase(it);
       break;
     case PacketType::kPubrec:
-      if (in.out.qos != 2 || in.pubrec_received) {
-        if (in.pubrec_received) {
-          client.send(codec::PubAckPacket{PacketType::kPubrel, p.packet_id,
-                                          ReasonCode::kSuccess, {}});
-        }
-        return;
+      if (in.out.qos != 2) return codec::protocolError("PUBREC for a QoS 1 message");
+      if (in.pubrec_received) {
+        client.send(codec::PubAckPacket{PacketType::kPubrel, p.packet_id, ReasonCode::kSuccess, {}});
+        return absl::OkStatus();
       }
-      if (static_cast<uint8_t>(p.reason_code) >= 0x80) {
+      if (failed) {
         s.inflight.erase(it);  // MQTT 5: the receiver refused it; the flow ends here
         break;
       }
       in.pubrec_received = true;
       in.out.message.reset();  // only the packet id matters from now on
       client.send(codec::PubAckPacket{PacketType::kPubrel, p.packet_id, ReasonCode::kSuccess, {}});
-      return;
+      return absl::OkStatus();
     case PacketType::kPubcomp:
-      if (!in.pubrec_received) return;
+      if (in.out.qos != 2) return codec::protocolError("PUBCOMP for a QoS 1 message");
+      if (!in.pubrec_received) return codec::protocolError("PUBCOMP before PUBREC");
       s.inflight.erase(it);
       break;
     default:
-      return;
+      return absl::OkStatus();
   }
   pumpQueue(client);
+  return absl::OkStatus();
 }
 
 }  // namespace
@@ -58,15 +62,13 @@ absl::Status handlePubAck(Client& client, codec::PubAckPacket&& p) {
   session::Session& s = *client.session();
   if (p.type == PacketType::kPubrel) {
     // The receiver side of QoS 2: release the packet id, complete the flow.
-    bool known = s.awaiting_pubrel.erase(p.packet_id) > 0;
-    client.send(codec::PubAckPacket{PacketType::kPubcomp, p.packet_id,
-                                    known ? ReasonCode::kSuccess
-                                          : ReasonCode::kPacketIdentifierNotFound,
-                                    {}});
+    // An unknown id is answered with Success too (as Mosquitto does): the PUBREL
+    // of a flow whose PUBCOMP was lost is resent after a reconnect (§4.4).
+    s.awaiting_pubrel.erase(p.packet_id);
+    client.send(codec::PubAckPacket{PacketType::kPubcomp, p.packet_id, ReasonCode::kSuccess, {}});
     return absl::OkStatus();
   }
-  onOutboundAck(client, s, p);
-  return absl::OkStatus();
+  return onOutboundAck(client, s, p);
 }
 
 }  // namespace gannet::handlers

@@ -74,6 +74,15 @@ absl::Status handlePublish(Client& client, codec::PublishPacket&& p) {
     return codec::codecError(ReasonCode::kReceiveMaximumExceeded, "receive maximum exceeded");
   }
   ctx.stats().messages_received[p.qos].add();
+  if (p.topic.starts_with("$SYS") || p.topic.starts_with("$share/")) {
+    // $SYS is the broker's own namespace, and a "$share/..." topic name could never
+    // be subscribed to (§4.8.2): clients may not publish there (as in Mosquitto).
+    // MQTT 5 gets 0x87; a 3.1.1 QoS>0 publish is acknowledged and dropped, since
+    // 3.1.1 acks carry no reason.
+    if (p.qos == 1) sendAck(client, codec::PacketType::kPuback, p.packet_id, ReasonCode::kNotAuthorized);
+    if (p.qos == 2) sendAck(client, codec::PacketType::kPubrec, p.packet_id, ReasonCode::kNotAuthorized);
+    return absl::OkStatus();
+  }
 
   auto m = std::make_shared<router::Message>();
   m->topic = std::move(p.topic);
@@ -94,7 +103,7 @@ absl::Status handlePublish(Client& client, codec::PublishPacket&& p) {
       ctx.retained().set(m);
     }
   }
-  size_t deliveries = ctx.publish(m);
+  size_t deliveries = ctx.match(m);
   if (deliveries == 0) ctx.stats().drop(DropReason::kNoSubscribers);
 
   // MQTT 5 §3.4.2.1: 0x10 "No matching subscribers" is a success code.
@@ -106,6 +115,8 @@ absl::Status handlePublish(Client& client, codec::PublishPacket&& p) {
     s.awaiting_pubrel.insert(p.packet_id);
     sendAck(client, codec::PacketType::kPubrec, p.packet_id, rc);
   }
+  // After the ack, so a client subscribed to its own topic sees the ack first.
+  ctx.deliverMatched(m);
   return absl::OkStatus();
 }
 

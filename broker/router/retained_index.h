@@ -24,8 +24,14 @@ class RetainedIndex {
   // Calls `fn` for every retained message whose topic matches `filter` (a plain,
   // non-shared filter), with the '$' rule of topicMatches. Expired messages
   // (expiry_deadline_ms < now_ms, when set) are skipped and removed lazily.
+  // `fn` runs after the lock is released, so it may call back into the index.
   void forEachMatch(std::string_view filter, int64_t now_ms,
                     const std::function<void(const MessagePtr&)>& fn) const;
+
+  // Removes every expired message (expiry_deadline_ms < now_ms, when set); returns
+  // how many. A full scan under the exclusive lock: for a periodic timer, so that
+  // expired messages on topics nobody subscribes to again do not stay forever.
+  size_t removeExpired(int64_t now_ms);
 
   size_t size() const;
 

@@ -77,11 +77,20 @@ class TopicRouter {
   //  - topics starting with '$' are not matched by filters whose first level is
   //    '+' or '#' (§4.7.2);
   //  - "sport/#" matches "sport" too (§4.7.1.2).
+  // The order of the appended deliveries is unspecified.
   void match(std::string_view topic, uint64_t publisher_session_id,
              std::vector<Delivery>& out) const;
 
   // Number of (filter, destination) subscriptions, shared ones included.
   size_t subscriptionCount() const;
+
+  // Of which shared ($share/GROUP/FILTER) subscriptions: one per (group, filter,
+  // destination). For metrics.
+  size_t sharedSubscriptionCount() const;
+
+  // Trie nodes, the root excluded. Unsubscribe prunes the nodes it leaves empty, so
+  // this is 0 again once every subscription is gone. For tests and metrics.
+  size_t nodeCount() const;
 
  private:
   struct Impl;

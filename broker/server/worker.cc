@@ -94,9 +94,13 @@ void Worker::clientClosed(Client& client) { closed_clients_.push_back(&client); 
 
 void Worker::migrate(Client& client, uint32_t worker) { migrating_clients_.push_back(&client); }
 
-size_t Worker::publish(const router::MessagePtr& message) {
+size_t Worker::match(const router::MessagePtr& message) {
   match_scratch_.clear();
   node_.router().match(message->topic, message->publisher_session_id, match_scratch_);
+  return match_scratch_.size();
+}
+
+void Worker::deliverMatched(const router::MessagePtr& message) {
   for (router::Delivery& d : match_scratch_) {
     session::OutboundMessage out;
     out.message = message;
@@ -111,7 +115,7 @@ size_t Worker::publish(const router::MessagePtr& message) {
       outgoing_[d.destination.worker].push_back({d.destination.session_id, std::move(out)});
     }
   }
-  return match_scratch_.size();
+  match_scratch_.clear();
 }
 
 void Worker::deliverLocal(uint64_t session_id, session::OutboundMessage&& out) {

@@ -60,7 +60,8 @@ class Worker : public handlers::BrokerContext {
   handlers::WorkerStats& stats() override { return stats_; }
   uint32_t workerIndex() const override { return index_; }
   int64_t now() const override { return loop_.now(); }
-  size_t publish(const router::MessagePtr& message) override;
+  size_t match(const router::MessagePtr& message) override;
+  void deliverMatched(const router::MessagePtr& message) override;
   uint32_t claimClientId(const std::string& client_id) override;
   session::Session* findSession(const std::string& client_id) override;
   session::Session& createSession(const std::string& client_id) override;
