@@ -56,6 +56,10 @@ absl::Status handlePublish(Client& client, codec::PublishPacket&& p) {
   BrokerContext& ctx = client.ctx();
   session::Session& s = *client.session();
   if (client.isV5()) {
+    if (!p.properties.subscription_identifiers.empty()) {
+      // MQTT 5 §3.3.4: a PUBLISH from a client MUST NOT carry a Subscription Identifier.
+      return codec::protocolError("subscription identifier in a client PUBLISH");
+    }
     absl::Status st = resolveAlias(client, p);
     if (!st.ok()) return st;
   }
