@@ -94,7 +94,7 @@ absl::Status handleConnect(Client& client, codec::ConnectPacket&& p) {
   if (s == nullptr) s = &ctx.createSession(p.client_id);
   // §3.1.3.2.2: reconnecting before the will delay passed cancels the old will.
   s->will_due_ms = 0;
-  s->will = std::move(p.will);
+  s->will = p.will ? std::make_unique<codec::Will>(std::move(*p.will)) : nullptr;
   s->version = p.version;
   s->expiry_interval = sessionExpiry(p, config);
 

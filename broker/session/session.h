@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <vector>
 #include <limits>
+#include <memory>
 #include <optional>
 #include <string>
 
@@ -89,7 +90,9 @@ class Session {
   void* client = nullptr;
 
   // --- will (§3.1.2.5, MQTT 5 §3.1.3.2.2) ---
-  std::optional<codec::Will> will;
+  // Held by pointer: a Will with its properties is ~600 bytes, and most sessions
+  // have none (idle connections must stay small).
+  std::unique_ptr<codec::Will> will;
   int64_t will_due_ms = 0;  // a delayed will waiting to be published; 0 = none
 
   // --- subscriptions: filter as subscribed (shared filters included) → options ---
