@@ -46,8 +46,14 @@ std::shared_ptr<const codec::Properties> passThrough(codec::Properties& in) {
   return out;
 }
 
-void sendAck(Client& client, codec::PacketType type, uint16_t packet_id, ReasonCode rc) {
-  client.send(codec::PubAckPacket{type, packet_id, rc, {}});
+void sendAck(Client& client, codec::PacketType type, uint16_t packet_id, ReasonCode rc,
+             std::string_view reason = {}) {
+  codec::PubAckPacket ack{type, packet_id, rc, {}};
+  // MQTT 5 §3.1.2.11.7: a Reason String only when the client did not opt out.
+  if (!reason.empty() && client.isV5() && client.request_problem_information) {
+    ack.properties.reason_string = std::string(reason);
+  }
+  client.send(ack);
 }
 
 }  // namespace
@@ -83,8 +89,12 @@ absl::Status handlePublish(Client& client, codec::PublishPacket&& p) {
     // be subscribed to (§4.8.2): clients may not publish there (as in Mosquitto).
     // MQTT 5 gets 0x87; a 3.1.1 QoS>0 publish is acknowledged and dropped, since
     // 3.1.1 acks carry no reason.
-    if (p.qos == 1) sendAck(client, codec::PacketType::kPuback, p.packet_id, ReasonCode::kNotAuthorized);
-    if (p.qos == 2) sendAck(client, codec::PacketType::kPubrec, p.packet_id, ReasonCode::kNotAuthorized);
+    constexpr std::string_view kWhy = "clients may not publish to $SYS or $share topics";
+    if (p.qos == 1) {
+      sendAck(client, codec::PacketType::kPuback, p.packet_id, ReasonCode::kNotAuthorized, kWhy);
+    } else if (p.qos == 2) {
+      sendAck(client, codec::PacketType::kPubrec, p.packet_id, ReasonCode::kNotAuthorized, kWhy);
+    }
     return absl::OkStatus();
   }
 

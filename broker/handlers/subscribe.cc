@@ -1,3 +1,5 @@
+#include <algorithm>
+
 #include "broker/codec/decoder.h"
 #include "broker/codec/errors.h"
 #include "broker/handlers/delivery.h"
@@ -10,7 +12,7 @@ using codec::ReasonCode;
 namespace {
 
 // The reason code for one requested filter, or the QoS granted.
-uint8_t grant(const codec::SubscriptionRequest& r, bool is_shared, bool valid) {
+uint8_t grant(const codec::SubscriptionRequest& r, bool valid) {
   if (!valid) return static_cast<uint8_t>(ReasonCode::kTopicFilterInvalid);
   return std::min<uint8_t>(r.qos, 2);
 }
@@ -37,7 +39,7 @@ absl::Status handleSubscribe(Client& client, codec::SubscribePacket&& p) {
       // MQTT 5 §3.8.3.1: No Local on a shared subscription is a Protocol Error.
       return codec::protocolError("no local on a shared subscription");
     }
-    uint8_t code = grant(r, shared, valid);
+    uint8_t code = grant(r, valid);
     if (!valid) {
       // 3.1.1 SUBACK has one failure code, 0x80.
       ack.reason_codes.push_back(client.isV5() ? code : 0x80);
@@ -63,6 +65,11 @@ absl::Status handleSubscribe(Client& client, codec::SubscribePacket&& p) {
       if (sub_id != 0) out.subscription_ids.push_back(sub_id);
       retained.push_back(std::move(out));
     });
+  }
+  if (client.isV5() && client.request_problem_information &&
+      std::any_of(ack.reason_codes.begin(), ack.reason_codes.end(),
+                  [](uint8_t rc) { return rc >= 0x80; })) {
+    ack.properties.reason_string = "invalid topic filter";
   }
   client.send(ack);
   for (auto& out : retained) deliver(ctx, s, std::move(out));
