@@ -12,7 +12,7 @@ namespace {
 
 constexpr size_t kReadChunk = 64 * 1024;
 // Per read event, at most this much is read before other connections get a turn.
-constexpr size_t kReadBudget = 1024 * 1024;
+constexpr size_t kReadBudget = 256 * 1024;
 // Buffers above this capacity are released when they empty, so idle connections
 // stay small.
 constexpr size_t kKeepCapacity = 16 * 1024;
@@ -82,7 +82,6 @@ void Connection::onEvents(uint32_t events) {
 }
 
 void Connection::deliver(std::string_view fresh) {
-  in_callback_ = true;
   if (in_.empty()) {
     size_t used = callbacks_->onData(fresh);
     if (!closed_ && used < fresh.size()) in_.assign(fresh.substr(used));
@@ -94,7 +93,27 @@ void Connection::deliver(std::string_view fresh) {
       if (in_.empty() && in_.capacity() > kKeepCapacity) std::string().swap(in_);
     }
   }
-  in_callback_ = false;
+}
+
+void Connection::writeSome() {
+  if (closed_ || write_failed_) return;
+  while (pendingOutput() > 0) {
+    ssize_t n = ::send(fd_, out_.data() + out_offset_, pendingOutput(), MSG_NOSIGNAL);
+    if (n > 0) {
+      out_offset_ += static_cast<size_t>(n);
+      continue;
+    }
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK) write_failed_ = true;
+    break;
+  }
+  if (out_offset_ == out_.size()) {
+    out_.clear();
+    out_offset_ = 0;
+  } else if (out_offset_ >= kKeepCapacity && out_offset_ * 2 >= out_.size()) {
+    out_.erase(0, out_offset_);
+    out_offset_ = 0;
+  }
 }
 
 void Connection::readAll() {

@@ -76,7 +76,12 @@ class Connection : public EventLoop::Handler {
       flush_scheduled_ = true;
       flush_list_.add(this);
     }
+    // A fan-in burst can queue megabytes for one subscriber within one
+    // iteration: hand big chunks to the kernel as they form instead of letting
+    // them reach the output bound (and drop QoS 0) before the iteration ends.
+    if (pendingOutput() >= kEagerWriteBytes) writeSome();
   }
+  static constexpr size_t kEagerWriteBytes = 256 * 1024;
   size_t pendingOutput() const { return out_.size() - out_offset_; }
   // Output above which the protocol layer should stop producing (QoS 0 is dropped,
   // QoS>0 waits in the session queue) and input is no longer read.
@@ -105,6 +110,9 @@ class Connection : public EventLoop::Handler {
   friend class FlushList;
   void readAll();
   void deliver(std::string_view fresh);
+  // Writes what the socket takes now, without closing on error (it may run inside
+  // a handler that still uses this connection): flush() reports errors later.
+  void writeSome();
 
   EventLoop& loop_;
   FlushList& flush_list_;
@@ -119,7 +127,7 @@ class Connection : public EventLoop::Handler {
   bool closed_ = false;
   bool read_paused_ = false;  // output over limit: stop reading until it drains
   bool was_full_ = false;
-  bool in_callback_ = false;
+  bool write_failed_ = false;  // seen by writeSome(); flush() closes
 };
 
 }  // namespace gannet::net
