@@ -17,6 +17,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
 #include "base/logging.h"
+#include "broker/net/address.h"
 #include "broker/server/node.h"
 
 ABSL_FLAG(uint32_t, node_id, 1, "Stable id of this node in its cluster (1, 2, 3, ...)");
@@ -118,9 +119,15 @@ gannet::server::NodeOptions optionsFromFlags() {
   gannet::server::NodeOptions o;
   o.node_id = checkedRange<uint32_t>("node_id", absl::GetFlag(FLAGS_node_id), 1, 65535);
   o.mqtt_listen = absl::GetFlag(FLAGS_mqtt_listen);
+  if (auto a = gannet::net::parseHostPort(o.mqtt_listen); !a.ok()) {
+    usageError(absl::StrCat("--mqtt_listen: ", a.status().message()));
+  }
   o.data_dir = absl::GetFlag(FLAGS_data_dir);
   if (o.data_dir.empty()) usageError("--data_dir must not be empty");
   o.metrics_listen = absl::GetFlag(FLAGS_metrics_listen);
+  if (auto a = gannet::net::parseHostPort(o.metrics_listen); !o.metrics_listen.empty() && !a.ok()) {
+    usageError(absl::StrCat("--metrics_listen: ", a.status().message()));
+  }
   o.workers = checkedRange<uint32_t>("workers", absl::GetFlag(FLAGS_workers), 0, 256);
   o.sys_interval_s = absl::GetFlag(FLAGS_sys_interval);
   auto& b = o.broker;

@@ -1,0 +1,95 @@
+"""gannet's command line: unknown flags and bad values exit 2 with a message on
+stderr; SIGTERM exits 0; port 0 logs the port actually used."""
+
+import re
+import socket
+import subprocess
+import tempfile
+import unittest
+
+from gannet_fixture import (BrokerTestCase, RawClient, T, gannet_binary, gannet_only, scaled, unique)
+
+
+def run_gannet(args, timeout=10.0):
+    """Run gannet with `args` to completion; returns (exit code, stderr)."""
+    with tempfile.TemporaryDirectory(prefix="gannet-cli-") as tmp:
+        cmd = [gannet_binary(), f"--data_dir={tmp}/data"] + list(args)
+        try:
+            cp = subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                                errors="replace", timeout=scaled(timeout), cwd=tmp)
+        except subprocess.TimeoutExpired as e:
+            raise AssertionError(f"{' '.join(cmd)} still running after {timeout}s "
+                                 f"(stderr: {e.stderr!r})") from None
+        return cp.returncode, cp.stderr + cp.stdout
+
+
+@gannet_only("gannet's own command line")
+class FlagErrorsTest(unittest.TestCase):
+
+    def test_unknown_flag(self):
+        rc, err = run_gannet(["--mqtt_listen=127.0.0.1:0", "--no_such_flag_xyz=1"])
+        self.assertEqual(rc, 2, err)
+        self.assertIn("no_such_flag_xyz", err)
+
+    def test_bad_values(self):
+        cases = [
+            ("workers", "abc"),
+            ("max_packet_size", "lots"),
+            ("sys_interval", "1.5s"),
+            ("connect_timeout", "soon"),
+            ("max_queued_messages", "12x"),
+            ("max_inflight_messages", ""),
+            ("receive_maximum", "many"),
+            ("topic_alias_maximum", "ten"),
+            ("max_keepalive", "forever"),
+            ("max_connection_buffer_bytes", "1MiB?"),
+            ("mqtt_listen", "127.0.0.1:notaport"),
+        ]
+        for flag, value in cases:
+            with self.subTest(flag=flag, value=value):
+                args = ["--mqtt_listen=127.0.0.1:0", "--workers=1", f"--{flag}={value}"]
+                rc, err = run_gannet(args)
+                self.assertEqual(rc, 2, f"--{flag}={value!r}: exit {rc}, stderr: {err}")
+                self.assertIn(flag, err, "the message should name the flag")
+
+    def test_listen_port_in_use_fails(self):
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            s.listen(1)
+            port = s.getsockname()[1]
+            rc, err = run_gannet([f"--mqtt_listen=127.0.0.1:{port}", "--workers=1"])
+        self.assertNotEqual(rc, 0, "gannet ran although its port was taken")
+        self.assertTrue(err.strip(), "no error message")
+
+
+@gannet_only("gannet's own command line")
+class SignalTest(BrokerTestCase):
+
+    def test_port_zero_logs_the_port_in_use(self):
+        m = re.search(r"mqtt listener on ([0-9.]+):(\d+)", self.broker.log_text())
+        self.assertIsNotNone(m)
+        self.assertEqual((m.group(1), int(m.group(2))), ("127.0.0.1", self.port))
+        self.assertNotEqual(self.port, 0)
+        with RawClient(self.port, 4) as c:
+            self.assertEqual(c.connect(unique("cli")).rc, 0)
+
+    def test_sigterm_exits_zero(self):
+        self.assertEqual(self.broker.terminate(), 0)
+
+    def test_sigterm_with_clients_connected(self):
+        raw4 = self.raw(4)
+        raw5 = self.raw(5)
+        topic = unique("t")
+        sub = self.paho(version=5)
+        sub.subscribe(topic, 1)
+        self.paho(version=4).publish(topic, b"before-shutdown", 1)
+        sub.wait_message(topic)
+        self.assertEqual(self.broker.terminate(), 0)
+        self.assertEqual(raw4.wait_closed(), [])
+        # MQTT 5 may get a DISCONNECT first (e.g. 0x8B Server shutting down).
+        self.assertTrue(all(p.type == T.DISCONNECT for p in raw5.wait_closed()))
+        sub.wait_disconnected()
+
+
+if __name__ == "__main__":
+    unittest.main()
