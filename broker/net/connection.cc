@@ -95,8 +95,7 @@ void Connection::deliver(std::string_view fresh) {
   }
 }
 
-void Connection::writeSome() {
-  if (closed_ || write_failed_) return;
+int Connection::sendPending() {
   while (pendingOutput() > 0) {
     ssize_t n = ::send(fd_, out_.data() + out_offset_, pendingOutput(), MSG_NOSIGNAL);
     if (n > 0) {
@@ -104,16 +103,26 @@ void Connection::writeSome() {
       continue;
     }
     if (n < 0 && errno == EINTR) continue;
-    if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK) write_failed_ = true;
-    break;
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) break;  // EPOLLOUT resumes
+    return n < 0 ? errno : EIO;
   }
   if (out_offset_ == out_.size()) {
-    out_.clear();
     out_offset_ = 0;
-  } else if (out_offset_ >= kKeepCapacity && out_offset_ * 2 >= out_.size()) {
+    if (out_.capacity() > kKeepCapacity) {
+      std::string().swap(out_);
+    } else {
+      out_.clear();
+    }
+  } else if (out_offset_ > kKeepCapacity && out_offset_ * 2 > out_.size()) {
     out_.erase(0, out_offset_);
     out_offset_ = 0;
   }
+  return 0;
+}
+
+void Connection::writeSome() {
+  if (closed_ || write_failed_) return;
+  if (sendPending() != 0) write_failed_ = true;
 }
 
 void Connection::readAll() {
@@ -151,27 +160,9 @@ void Connection::readAll() {
 }
 
 bool Connection::flush() {
-  while (pendingOutput() > 0) {
-    ssize_t n = ::send(fd_, out_.data() + out_offset_, pendingOutput(), MSG_NOSIGNAL);
-    if (n > 0) {
-      out_offset_ += static_cast<size_t>(n);
-      continue;
-    }
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) break;  // EPOLLOUT resumes
-    closeNow(n < 0 ? strerror(errno) : "write failed");
+  if (int err = sendPending(); err != 0) {
+    closeNow(strerror(err));
     return false;
-  }
-  if (out_offset_ == out_.size()) {
-    out_offset_ = 0;
-    if (out_.capacity() > kKeepCapacity) {
-      std::string().swap(out_);
-    } else {
-      out_.clear();
-    }
-  } else if (out_offset_ > kKeepCapacity && out_offset_ * 2 > out_.size()) {
-    out_.erase(0, out_offset_);
-    out_offset_ = 0;
   }
   if (was_full_ && pendingOutput() < output_limit_ / 2) {
     was_full_ = false;

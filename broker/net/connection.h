@@ -113,6 +113,9 @@ class Connection : public EventLoop::Handler {
   // Writes what the socket takes now, without closing on error (it may run inside
   // a handler that still uses this connection): flush() reports errors later.
   void writeSome();
+  // Sends what the socket takes and compacts the buffer. Returns 0, or the errno
+  // of a failed send.
+  int sendPending();
 
   EventLoop& loop_;
   FlushList& flush_list_;
