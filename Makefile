@@ -25,10 +25,11 @@ run: build
 	@mkdir -p data
 	$(BUILD_DIR)/cmd/gannet/gannet --mqtt_listen=0.0.0.0:1883 --data_dir=./data $(GANNET_FLAGS)
 
-# Every test through ctest, then the packet-decoder fuzzer for a bounded time.
+# The packet-decoder fuzzer for a bounded time, then every test through ctest
+# (whose summary line ends the output).
 test: build
-	cd $(BUILD_DIR) && ctest --output-on-failure -j $(JOBS)
 	@$(MAKE) --no-print-directory fuzz
+	cd $(BUILD_DIR) && ctest --output-on-failure -j $(JOBS)
 
 unit: build
 	cd $(BUILD_DIR) && ctest --output-on-failure -j $(JOBS) -L unit
