@@ -94,7 +94,8 @@ void deliver(BrokerContext& ctx, session::Session& s, session::OutboundMessage&&
     }
     return;
   }
-  if (c != nullptr && s.queue.empty() && s.inflight.size() < c->send_window &&
+  if (c != nullptr && s.queue.empty() && s.resend_pending == 0 &&
+      s.onWire() < c->send_window &&
       !c->connection().outputFull()) {
     sendInflight(*c, s, std::move(out));
     return;
@@ -106,11 +107,38 @@ void deliver(BrokerContext& ctx, session::Session& s, session::OutboundMessage&&
   s.enqueue(std::move(out));
 }
 
+// Resends inflight entries of an earlier connection while the window allows.
+void resendPending(Client& c, session::Session& s) {
+  while (s.resend_pending > 0 && s.resend_next < s.resend_order.size() &&
+         s.onWire() < c.send_window && !c.connection().outputFull() &&
+         !c.connection().closed()) {
+    const uint16_t pid = s.resend_order[s.resend_next++];
+    auto it = s.inflight.find(pid);
+    if (it == s.inflight.end() || !it->second.resend_pending) continue;
+    session::InflightMessage& in = it->second;
+    in.resend_pending = false;
+    --s.resend_pending;
+    if (in.pubrec_received) {
+      c.send(codec::PubAckPacket{codec::PacketType::kPubrel, pid, codec::ReasonCode::kSuccess, {}});
+    } else if (!writeToClient(c, in.out, pid, /*dup=*/true)) {
+      // Over this connection's Maximum Packet Size: discarded as if sent
+      // (MQTT 5 §3.1.2.11.4). No ack can ever come; it must not hold a window slot.
+      s.inflight.erase(it);
+    }
+  }
+  if (s.resend_pending == 0) {
+    s.resend_order.clear();
+    s.resend_next = 0;
+  }
+}
+
 void pumpQueue(Client& c) {
   session::Session* s = c.session();
   if (s == nullptr) return;
   BrokerContext& ctx = c.ctx();
-  while (!s->queue.empty() && s->inflight.size() < c.send_window &&
+  resendPending(c, *s);
+  if (s->resend_pending > 0) return;  // older messages first (§4.6 ordering)
+  while (!s->queue.empty() && s->onWire() < c.send_window &&
          !c.connection().outputFull() && !c.connection().closed()) {
     session::OutboundMessage out = s->dequeue();
     if (expired(*out.message, ctx.now())) {
@@ -126,16 +154,15 @@ void resendInflight(Client& c) {
   if (s == nullptr) return;
   std::vector<std::pair<uint64_t, uint16_t>> order;
   order.reserve(s->inflight.size());
-  for (auto& [pid, in] : s->inflight) order.emplace_back(in.sequence, pid);
-  std::sort(order.begin(), order.end());
-  for (auto& [seq, pid] : order) {
-    session::InflightMessage& in = s->inflight[pid];
-    if (in.pubrec_received) {
-      c.send(codec::PubAckPacket{codec::PacketType::kPubrel, pid, codec::ReasonCode::kSuccess, {}});
-    } else {
-      writeToClient(c, in.out, pid, /*dup=*/true);
-    }
+  for (auto& [pid, in] : s->inflight) {
+    in.resend_pending = true;
+    order.emplace_back(in.sequence, pid);
   }
+  std::sort(order.begin(), order.end());
+  s->resend_order.clear();
+  for (auto& [seq, pid] : order) s->resend_order.push_back(pid);
+  s->resend_next = 0;
+  s->resend_pending = order.size();
   pumpQueue(c);
 }
 

@@ -25,6 +25,10 @@ absl::Status onOutboundAck(Client& client, session::Session& s, const codec::Pub
     return absl::OkStatus();  // a late or duplicate ack: nothing to do
   }
   session::InflightMessage& in = it->second;
+  if (in.resend_pending) {  // acknowledged before we got to resend it
+    in.resend_pending = false;
+    --s.resend_pending;
+  }
   switch (p.type) {
     case PacketType::kPuback:
       if (in.out.qos != 1) return codec::protocolError("PUBACK for a QoS 2 message");

@@ -133,7 +133,6 @@ void Connection::readAll() {
       // The peer does not read what we send (e.g. acks): stop reading its input
       // until the output drains, so its memory stays bounded.
       read_paused_ = true;
-      was_full_ = true;
       return;
     }
     ssize_t n = ::read(fd_, buf.data(), buf.size());

@@ -86,7 +86,13 @@ class Connection : public EventLoop::Handler {
   // Output above which the protocol layer should stop producing (QoS 0 is dropped,
   // QoS>0 waits in the session queue) and input is no longer read.
   void setOutputLimit(size_t bytes) { output_limit_ = bytes; }
-  bool outputFull() const { return pendingOutput() >= output_limit_; }
+  // Remembers that the limit was reached, so onWritable() fires once the output
+  // has drained, whoever filled it (input handling or deliveries).
+  bool outputFull() {
+    if (pendingOutput() < output_limit_) return false;
+    was_full_ = true;
+    return true;
+  }
 
   // Writes what is pending now. Returns false when the connection failed.
   bool flush();

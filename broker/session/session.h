@@ -68,6 +68,9 @@ struct InflightMessage {
   OutboundMessage out;
   uint64_t sequence = 0;  // send order, for retransmission in order (§4.6)
   bool pubrec_received = false;  // QoS 2: PUBREL sent, waiting for PUBCOMP
+  // Sent on an earlier connection and not yet resent on this one: waits for a
+  // slot in the client's window (MQTT 5 Receive Maximum, §3.3.4).
+  bool resend_pending = false;
 };
 
 constexpr uint32_t kNeverExpires = std::numeric_limits<uint32_t>::max();
@@ -103,6 +106,13 @@ class Session {
   uint16_t nextPacketId();
   absl::flat_hash_map<uint16_t, InflightMessage> inflight;
   uint64_t next_sequence = 1;
+  // Packet ids to resend after a reconnect, in their original order (§4.4), and
+  // how many of the inflight entries still wait for that resend.
+  std::vector<uint16_t> resend_order;
+  size_t resend_next = 0;
+  size_t resend_pending = 0;
+  // Inflight entries actually on the current connection (counted against the window).
+  size_t onWire() const { return inflight.size() - resend_pending; }
   // Messages waiting for a free inflight slot, or for the client to come back.
   MessageQueue queue;
   size_t queued_bytes = 0;
