@@ -1,6 +1,7 @@
 """gannet's command line: unknown flags and bad values exit 2 with a message on
 stderr; SIGTERM exits 0; port 0 logs the port actually used."""
 
+import os
 import re
 import socket
 import subprocess
@@ -52,6 +53,18 @@ class FlagErrorsTest(unittest.TestCase):
                 self.assertEqual(rc, 2, f"--{flag}={value!r}: exit {rc}, stderr: {err}")
                 self.assertIn(flag, err, "the message should name the flag")
 
+    def test_unknown_flag_in_flagfile(self):
+        with tempfile.NamedTemporaryFile("w", suffix=".flags", delete=False) as f:
+            f.write("# a comment\n--mqtt_listen=127.0.0.1:0\n--no_such_flag_in_file=1\n")
+        rc, err = run_gannet([f"--flagfile={f.name}"])
+        self.assertEqual(rc, 2, err)
+        self.assertIn("no_such_flag_in_file", err)
+
+    def test_flagfile_that_does_not_exist(self):
+        rc, err = run_gannet(["--flagfile=/nonexistent/gannet.flags"])
+        self.assertEqual(rc, 2, err)
+        self.assertIn("/nonexistent/gannet.flags", err)
+
     def test_listen_port_in_use_fails(self):
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
@@ -60,6 +73,35 @@ class FlagErrorsTest(unittest.TestCase):
             rc, err = run_gannet([f"--mqtt_listen=127.0.0.1:{port}", "--workers=1"])
         self.assertNotEqual(rc, 0, "gannet ran although its port was taken")
         self.assertTrue(err.strip(), "no error message")
+
+
+@gannet_only("gannet's own command line")
+class FlagFileTest(unittest.TestCase):
+    """DESIGN.md: `gannet --flagfile=gannet.flags` takes the same flags, one per line."""
+
+    def test_flags_from_a_file_configure_the_node(self):
+        with tempfile.TemporaryDirectory(prefix="gannet-flagfile-") as tmp:
+            flags = f"{tmp}/gannet.flags"
+            with open(flags, "w") as f:
+                f.write(f"# node flags\n--mqtt_listen=127.0.0.1:0\n--data_dir={tmp}/data\n"
+                        "--workers=1\n--log_level=info\n")
+            proc = subprocess.Popen([gannet_binary(), f"--flagfile={flags}"], cwd=tmp,
+                                    stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                    stderr=subprocess.PIPE, text=True, errors="replace")
+            try:
+                port = None
+                for line in proc.stderr:
+                    m = re.search(r"mqtt listener on 127\.0\.0\.1:(\d+) \(1 workers\)", line)
+                    if m:
+                        port = int(m.group(1))
+                        break
+                self.assertIsNotNone(port, "no listener line: the flag file was not applied")
+                with RawClient(port, 4) as c:
+                    self.assertEqual(c.connect(unique("ff")).rc, 0)
+                self.assertTrue(os.path.isdir(f"{tmp}/data"))
+            finally:
+                proc.terminate()
+                self.assertEqual(proc.wait(timeout=scaled(10)), 0)
 
 
 @gannet_only("gannet's own command line")
