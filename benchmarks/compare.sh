@@ -4,12 +4,19 @@
 #
 #   benchmarks/compare.sh [BUILD_DIR] [--duration=S] [--warmup=S] [--connections=N]
 #                         [--hold=S] [--scenarios=LIST] [--tables=LIST]
-#                         [--loadgen_threads=N] [--mosquitto=PATH] [--nice=N]
-#                         [--gannet_flags="--flag=value ..."] [--latency_rate=MSG_S]
+#                         [--loadgen_threads=N] [--mosquitto=PATH] [--gannet=PATH]
+#                         [--nice=N] [--gannet_flags="--flag=value ..."]
+#                         [--latency_rate=MSG_S]
+#
+# Scenarios: connect, fanin_q0, fanin_q1, fanout, latency, fanin_q1_persist (all
+# by default). fanin_q1_persist is QoS 1 fan-in to a persistent subscriber:
+# Mosquitto with `persistence true`, gannet with --fsync=false and --fsync=true
+# (rows skipped if the build rejects --fsync), against gannet's in-memory
+# fanin_q1 figure; it also reports the broker's disk bytes written per message.
 #
 # BUILD_DIR (default build/) must hold benchmarks/loadgen/gannet_loadgen; Gannet
-# is taken from BUILD_DIR/cmd/gannet/gannet and skipped, with a note, when it is
-# missing. Two tables:
+# is taken from BUILD_DIR/cmd/gannet/gannet (or --gannet) and skipped, with a
+# note, when it is missing. Two tables:
 #   per-core   the broker pinned to CPU 0 (taskset -c 0), the load generator to
 #              CPU 1; gannet --workers=1.
 #   all-cores  nothing pinned; gannet --workers=0 (one worker per core). The load
@@ -27,7 +34,7 @@ DURATION=6
 WARMUP=2
 CONNECTIONS=10000
 HOLD=3
-SCENARIOS=connect,fanin_q0,fanin_q1,fanout,latency
+SCENARIOS=connect,fanin_q0,fanin_q1,fanout,latency,fanin_q1_persist
 TABLES=per-core,all-cores
 LOADGEN_THREADS=1
 MOSQUITTO=$(command -v mosquitto 2>/dev/null || echo /usr/sbin/mosquitto)
@@ -37,6 +44,7 @@ NICE=0
 # --gannet_flags.
 GANNET_FLAGS="--max_inflight_messages=65535 --max_queued_messages=10000000"
 LATENCY_RATE=20000
+GANNET=
 
 die() { echo "compare.sh: $*" >&2; exit 2; }
 for arg in "$@"; do
@@ -50,6 +58,7 @@ for arg in "$@"; do
     --tables=*) TABLES=${arg#*=} ;;
     --loadgen_threads=*) LOADGEN_THREADS=${arg#*=} ;;
     --mosquitto=*) MOSQUITTO=${arg#*=} ;;
+    --gannet=*) GANNET=${arg#*=} ;;
     --nice=*) NICE=${arg#*=} ;;
     --gannet_flags=*) GANNET_FLAGS=${arg#*=} ;;
     --latency_rate=*) LATENCY_RATE=${arg#*=} ;;
@@ -67,7 +76,10 @@ if ! [[ $NICE =~ ^-?[0-9]+$ ]] || ((NICE < -20 || NICE > 19)); then
   die "--nice: expected -20..19"
 fi
 for s in ${SCENARIOS//,/ }; do
-  case "$s" in connect|fanin_q0|fanin_q1|fanout|latency) ;; *) die "unknown scenario '$s'" ;; esac
+  case "$s" in
+    connect|fanin_q0|fanin_q1|fanout|latency|fanin_q1_persist) ;;
+    *) die "unknown scenario '$s'" ;;
+  esac
 done
 for t in ${TABLES//,/ }; do
   case "$t" in per-core|all-cores) ;; *) die "unknown table '$t' (per-core, all-cores)" ;; esac
@@ -78,7 +90,7 @@ if [[ ! -d $BUILD_DIR && -d $REPO/$BUILD_DIR ]]; then BUILD_DIR=$REPO/$BUILD_DIR
 ASKED_BUILD_DIR=$BUILD_DIR
 BUILD_DIR=$(cd "$BUILD_DIR" 2>/dev/null && pwd) || die "build directory '$ASKED_BUILD_DIR' not found"
 LOADGEN=$BUILD_DIR/benchmarks/loadgen/gannet_loadgen
-GANNET=$BUILD_DIR/cmd/gannet/gannet
+GANNET=${GANNET:-$BUILD_DIR/cmd/gannet/gannet}
 [[ -x $LOADGEN ]] || die "no load generator at $LOADGEN; build it first:
   cmake -S $REPO -B $BUILD_DIR -DCMAKE_BUILD_TYPE=Release && cmake --build $BUILD_DIR --target gannet_loadgen"
 
@@ -116,6 +128,13 @@ PRIO=()
 ((NICE != 0)) && PRIO=(nice -n "$NICE")
 
 WORK=$(mktemp -d /tmp/gannet-compare.XXXXXX)
+# Broker data (gannet --data_dir, Mosquitto persistence_location) must be on a
+# disk for fanin_q1_persist: on tmpfs fsync is free and write_bytes stays 0.
+DATA_ROOT=$WORK
+if [[ $(stat -f -c %T "$WORK" 2>/dev/null) == tmpfs ]]; then
+  mkdir -p "$BUILD_DIR/benchmarks"
+  DATA_ROOT=$(mktemp -d "$BUILD_DIR/benchmarks/compare-data.XXXXXX")
+fi
 RAW=$BUILD_DIR/benchmarks/compare-last.txt
 : >"$RAW"
 BROKER_PID=
@@ -128,7 +147,7 @@ cleanup() {
     BROKER_PID=
   fi
 }
-trap 'cleanup; rm -rf "$WORK"' EXIT
+trap 'cleanup; rm -rf "$WORK" "$DATA_ROOT"' EXIT
 trap 'exit 130' INT TERM
 
 # A port nobody listens on. Racy by nature; startBroker retries if bind fails.
@@ -140,9 +159,12 @@ freePort() {
   done
 }
 
-# startBroker BROKER TABLE: starts it in the background, sets BROKER_PID and PORT.
+# startBroker BROKER TABLE [PERSIST [GANNET_EXTRA]]: starts it in the background,
+# sets BROKER_PID and PORT. PERSIST=1: Mosquitto with `persistence true`.
+# Returns 2 if gannet exited with status 2 naming the flag of GANNET_EXTRA (the
+# build does not know it), 1 if the broker did not start.
 startBroker() {
-  local broker=$1 table=$2 attempt log
+  local broker=$1 table=$2 persist=${3:-0} extra=${4:-} attempt log status
   local pin=("${PRIO[@]}")
   [[ $table == per-core ]] && pin+=("${PIN_BROKER[@]}")
   for attempt in 1 2 3; do
@@ -160,23 +182,40 @@ max_connections -1
 max_queued_messages 0
 max_inflight_messages 0
 set_tcp_nodelay true
-persistence false
 log_dest stderr
 log_type error
 log_type warning
 EOF
+      if ((persist)); then
+        # autosave_interval stays at its default (1800 s). `user`: started as
+        # root, Mosquitto would switch to user mosquitto, who cannot write here.
+        mkdir -p "$DATA_ROOT/mosquitto-$PORT"
+        printf 'persistence true\npersistence_location %s/\nuser %s\n' \
+          "$DATA_ROOT/mosquitto-$PORT" "$(id -un)" >>"$WORK/mosquitto-$PORT.conf"
+      else
+        echo "persistence false" >>"$WORK/mosquitto-$PORT.conf"
+      fi
       "${pin[@]}" "$MOSQUITTO" -c "$WORK/mosquitto-$PORT.conf" >"$log" 2>&1 &
     else
       local workers=1
       [[ $table == all-cores ]] && workers=0
-      mkdir -p "$WORK/data-$PORT"
-      # shellcheck disable=SC2086  # GANNET_FLAGS is a list of flags
-      "${pin[@]}" "$GANNET" --mqtt_listen="127.0.0.1:$PORT" --data_dir="$WORK/data-$PORT" \
-        --workers=$workers --log_level=warn $GANNET_FLAGS >"$log" 2>&1 &
+      mkdir -p "$DATA_ROOT/data-$PORT"
+      # shellcheck disable=SC2086  # GANNET_FLAGS and extra are lists of flags
+      "${pin[@]}" "$GANNET" --mqtt_listen="127.0.0.1:$PORT" --data_dir="$DATA_ROOT/data-$PORT" \
+        --workers=$workers --log_level=warn $GANNET_FLAGS $extra >"$log" 2>&1 &
     fi
     BROKER_PID=$!
     for _ in $(seq 100); do
-      if ! kill -0 "$BROKER_PID" 2>/dev/null; then break; fi
+      if ! kill -0 "$BROKER_PID" 2>/dev/null; then
+        wait "$BROKER_PID" 2>/dev/null
+        status=$?
+        if [[ $broker == gannet && $status == 2 && -n $extra ]] &&
+          grep -q -- "${extra%%=*}" "$log"; then
+          BROKER_PID=
+          return 2
+        fi
+        break
+      fi
       if ss -Hltn "sport = :$PORT" 2>/dev/null | grep -q .; then return 0; fi
       sleep 0.1
     done
@@ -190,12 +229,17 @@ EOF
 rssKb() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status" 2>/dev/null; }
 kv() { sed -n "s/.* $2=\([^ ]*\).*/\1/p" <<<"$1"; }
 
-declare -A RESULT   # [table|broker|scenario] = RESULT line of the load generator
+declare -A RESULT   # [table|run|scenario] = RESULT line of the load generator
 declare -A RSS      # [table|broker] = KiB per idle connection
+RUNS=()             # table|run|scenario of every run with a result, in order
+FSYNC_UNSUPPORTED=0
 
-# runScenario TABLE BROKER SCENARIO
+# runScenario TABLE RUN SCENARIO. RUN is a broker (gannet, mosquitto) or, for
+# fanin_q1_persist, gannet@fsync=false / gannet@fsync=true (gannet with that flag).
 runScenario() {
-  local table=$1 broker=$2 scenario=$3 out args=() rss0 rss1 lgpid rc
+  local table=$1 run=$2 scenario=$3 out args=() rss0 rss1 lgpid rc persist=0 extra='' st
+  local broker=${run%%@*}
+  [[ $run == *@* ]] && extra="--${run#*@}"
   local pin=("${PRIO[@]}")
   [[ $table == per-core ]] && pin+=("${PIN_LOADGEN[@]}")
   case "$scenario" in
@@ -204,10 +248,23 @@ runScenario() {
     fanin_q1) args=(--scenario=fanin --qos=1) ;;
     fanout) args=(--scenario=fanout --qos=0) ;;
     latency) args=(--scenario=latency --qos=1 --pairs=100 --rate="$LATENCY_RATE") ;;
+    fanin_q1_persist)
+      # Fixed client id for the subscriber (cleanSession=0), derived from the prefix.
+      args=(--scenario=fanin --qos=1 --persistent --topic_prefix=compare/persist)
+      persist=1
+      ;;
   esac
-  startBroker "$broker" "$table" || { echo "  $scenario: $broker failed to start, skipped"; return; }
+  [[ -n $extra && $extra == --fsync=* ]] && ((FSYNC_UNSUPPORTED)) && return
+  startBroker "$broker" "$table" "$persist" "$extra"
+  st=$?
+  if ((st == 2)) && [[ $extra == --fsync=* ]]; then
+    echo "  gannet: --fsync not supported by this build"
+    FSYNC_UNSUPPORTED=1
+    return
+  fi
+  ((st == 0)) || { echo "  $scenario: $run failed to start, skipped"; return; }
   sleep 0.3
-  out=$WORK/$table-$broker-$scenario.out
+  out=$WORK/$table-$run-$scenario.out
   rss0=$(rssKb "$BROKER_PID")
   "${pin[@]}" "$LOADGEN" --port="$PORT" --broker_pid="$BROKER_PID" --duration="$DURATION" \
     --warmup="$WARMUP" --threads="$LOADGEN_THREADS" "${args[@]}" >"$out" 2>"$out.err" &
@@ -234,14 +291,15 @@ runScenario() {
   cleanup
   local line
   line=$(grep '^RESULT ' "$out" | tail -1)
-  echo "[$table] $broker: ${line:-no result (exit $rc)}" >>"$RAW"
+  echo "[$table] $run: ${line:-no result (exit $rc)}" >>"$RAW"
   if ((rc != 0)) || [[ -z $line ]]; then
-    echo "  $scenario: load generator failed against $broker (exit $rc):"
+    echo "  $scenario: load generator failed against $run (exit $rc):"
     sed 's/^/    /' "$out.err" | tail -5
     return
   fi
-  RESULT[$table|$broker|$scenario]=$line
-  printf '  %-9s %-10s %s\n' "$broker" "$scenario" "$(grep -v '^RESULT\|^HOLDING' "$out" | head -1)"
+  RESULT[$table|$run|$scenario]=$line
+  RUNS+=("$table|$run|$scenario")
+  printf '  %-18s %-16s %s\n' "$run" "$scenario" "$(grep -v '^RESULT\|^HOLDING' "$out" | head -1)"
 }
 
 fmt() {  # fmt VALUE DECIMALS: "-" when empty
@@ -252,14 +310,41 @@ ratio() {
     awk -v a="$1" -v b="$2" 'BEGIN { if (b == 0) print "-"; else printf "%.2f", a / b }'
   fi
 }
-row() { printf '%-9s %-26s %12s %12s %7s\n' "$@"; }
+row() { printf '%-16s %-30s %12s %12s %7s\n' "$@"; }
 
-# metricRow TABLE SCENARIO LABEL KEY DECIMALS
+# metricRow TABLE SCENARIO LABEL KEY DECIMALS [GANNET_RUN]
 metricRow() {
   local g m
-  g=$(kv "${RESULT[$1|gannet|$2]:-}" "$4")
+  g=$(kv "${RESULT[$1|${6:-gannet}|$2]:-}" "$4")
   m=$(kv "${RESULT[$1|mosquitto|$2]:-}" "$4")
   row "$2" "$3" "$(fmt "$g" "$5")" "$(fmt "$m" "$5")" "$(ratio "$g" "$m")"
+}
+
+# persistRows TABLE: fanin_q1_persist, each metric for both fsync settings.
+persistRows() {
+  local f label key dec better spec
+  for spec in "msg/s|recv_rate|0|(higher)" "p50 us|p50_us|1|(lower)" "p99 us|p99_us|1|(lower)" \
+    "disk B/msg|disk_bytes_per_msg|1|(lower)"; do
+    IFS='|' read -r label key dec better <<<"$spec"
+    for f in false true; do
+      metricRow "$1" fanin_q1_persist "$label fsync=$f $better" "$key" "$dec" "gannet@fsync=$f"
+    done
+  done
+}
+
+# persistTargets TABLE: the issue's targets for gannet --fsync=false.
+persistTargets() {
+  local g r m
+  g=$(kv "${RESULT[$1|gannet@fsync=false|fanin_q1_persist]:-}" recv_rate)
+  r=$(kv "${RESULT[$1|gannet|fanin_q1]:-}" recv_rate)
+  m=$(kv "${RESULT[$1|mosquitto|fanin_q1_persist]:-}" recv_rate)
+  echo "fanin_q1_persist: the mosquitto column is Mosquitto with persistence true (autosave every"
+  echo "1800 s: nothing is written in the window); gannet has its store on. Latency = from"
+  echo "queued by a publisher to received, unpaced (mostly queueing at saturation). disk"
+  echo "B/msg = broker write_bytes (/proc/PID/io, WAL + flush + compaction) / msg received."
+  ((FSYNC_UNSUPPORTED)) && echo "gannet: --fsync not supported by this build: its fanin_q1_persist rows are empty."
+  echo "gannet fsync=false / gannet in-memory fanin_q1 ($(fmt "$r" 0) msg/s): $(ratio "$g" "$r") (target >= 0.75)"
+  echo "gannet fsync=false / mosquitto persistence true: $(ratio "$g" "$m") (target >= 1.5)"
 }
 
 printTable() {
@@ -272,7 +357,7 @@ printTable() {
     echo "   the load generator shares the $NCPU cores with the broker =="
   fi
   row scenario metric gannet mosquitto ratio
-  row --------- -------------------------- ------------ ------------ -------
+  row --------- ------------------------------ ------------ ------------ -------
   for s in ${SCENARIOS//,/ }; do
     case "$s" in
       connect)
@@ -291,29 +376,30 @@ printTable() {
         metricRow "$table" latency "p99.9 us (lower)" p999_us 1
         metricRow "$table" latency "max us (lower)" max_us 1
         ;;
+      fanin_q1_persist) persistRows "$table" ;;
     esac
   done
+  [[ ,$SCENARIOS, == *,fanin_q1_persist,* ]] && { echo; persistTargets "$table"; }
   echo
   echo "CPU in the measured window (connect: until the last CONNACK). lg cpu s = load"
   echo "generator CPU seconds; the rest are shares of one core: lg cpu = load generator"
   echo "(per thread, it has $LOADGEN_THREADS), broker cpu = broker process;"
   echo "wait = time spent runnable but waiting for a CPU behind other processes (above"
   echo "~0.05 the machine was not idle and the figures are disturbed); delivered = received"
-  echo "/ (published x fan-out) after the drain."
-  printf '%-9s %-10s %9s %9s %9s %11s %11s %10s\n' scenario broker "lg cpu s" "lg cpu" \
-    "lg wait" "broker cpu" "broker wait" delivered
-  local b line dp
-  for s in ${SCENARIOS//,/ }; do
-    for b in "${BROKERS[@]}"; do
-      line=${RESULT[$table|$b|$s]:-}
-      [[ -n $line ]] || continue
-      dp=$(kv "$line" delivered_pct)
-      printf '%-9s %-10s %9s %9s %9s %11s %11s %10s\n' "$s" "$b" \
-        "$(fmt "$(kv "$line" lg_cpu_s)" 2)" "$(fmt "$(kv "$line" lg_cpu_util)" 2)" \
-        "$(fmt "$(kv "$line" lg_wait_util)" 2)" \
-        "$(fmt "$(kv "$line" broker_cpu_util)" 2)" "$(fmt "$(kv "$line" broker_wait_util)" 2)" \
-        "$([[ -n $dp ]] && echo "$dp%" || echo -)"
-    done
+  echo "/ (published x fan-out) after the drain; disk B/msg = broker write_bytes / msg received."
+  printf '%-16s %-18s %8s %6s %7s %6s %6s %9s %10s\n' scenario run "lg cpu s" "lg cpu" \
+    "lg wait" "broker" "b wait" delivered "disk B/msg"
+  local key run line dp
+  for key in "${RUNS[@]}"; do
+    [[ $key == "$table|"* ]] || continue
+    IFS='|' read -r _ run s <<<"$key"
+    line=${RESULT[$key]}
+    dp=$(kv "$line" delivered_pct)
+    printf '%-16s %-18s %8s %6s %7s %6s %6s %9s %10s\n' "$s" "$run" \
+      "$(fmt "$(kv "$line" lg_cpu_s)" 2)" "$(fmt "$(kv "$line" lg_cpu_util)" 2)" \
+      "$(fmt "$(kv "$line" lg_wait_util)" 2)" \
+      "$(fmt "$(kv "$line" broker_cpu_util)" 2)" "$(fmt "$(kv "$line" broker_wait_util)" 2)" \
+      "$([[ -n $dp ]] && echo "$dp%" || echo -)" "$(fmt "$(kv "$line" disk_bytes_per_msg)" 1)"
   done
 }
 
@@ -330,7 +416,20 @@ for table in ${TABLES//,/ }; do
   echo "-- running the $table table --"
   echo "== $table ==" >>"$RAW"
   for s in ${SCENARIOS//,/ }; do
-    for b in "${BROKERS[@]}"; do
+    runs=("${BROKERS[@]}")
+    if [[ $s == fanin_q1_persist ]]; then
+      runs=()
+      for b in "${BROKERS[@]}"; do
+        if [[ $b == gannet ]]; then
+          # gannet's in-memory reference is its fanin_q1 figure of this table.
+          [[ -n ${RESULT[$table|gannet|fanin_q1]:-} ]] || runScenario "$table" gannet fanin_q1
+          runs+=(gannet@fsync=false gannet@fsync=true)
+        else
+          runs+=("$b")
+        fi
+      done
+    fi
+    for b in "${runs[@]}"; do
       runScenario "$table" "$b" "$s"
     done
   done

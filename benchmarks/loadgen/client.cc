@@ -26,7 +26,7 @@ Client::~Client() {
   if (fd_ >= 0) ::close(fd_);
 }
 
-void Client::open(uint16_t keepalive_s) {
+void Client::open(uint16_t keepalive_s, bool clean_session) {
   const Endpoint& ep = worker_.endpoint();
   fd_ = ::socket(ep.addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   if (fd_ < 0) {
@@ -51,7 +51,7 @@ void Client::open(uint16_t keepalive_s) {
     lose(std::string("epoll_ctl: ") + std::strerror(errno));
     return;
   }
-  wire::appendConnect(out_, client_id_, keepalive_s, /*clean_session=*/true);
+  wire::appendConnect(out_, client_id_, keepalive_s, clean_session);
 }
 
 void Client::disconnect() {
@@ -235,6 +235,7 @@ bool Client::dispatch(const wire::Packet& packet, int64_t now_ns) {
       int code = wire::connackCode(packet);
       if (code < 0) return false;
       if (code == 0) state_ = State::kOpen;
+      session_present_ = code == 0 && (packet.body[0] & 0x01) != 0;
       listener_.onConnack(*this, code);
       return true;
     }

@@ -48,8 +48,9 @@ class Client {
   Client(const Client&) = delete;
   Client& operator=(const Client&) = delete;
 
-  // Starts the TCP connect and queues CONNECT. On failure the client is lost.
-  void open(uint16_t keepalive_s);
+  // Starts the TCP connect and queues CONNECT (cleanSession=1 unless
+  // `clean_session` is false). On failure the client is lost.
+  void open(uint16_t keepalive_s, bool clean_session = true);
   // Queues DISCONNECT after what is already queued (dropped if the socket is
   // full: this is the end of a run), writes once and closes.
   void disconnect();
@@ -75,6 +76,8 @@ class Client {
   uint32_t index() const { return index_; }
   const std::string& clientId() const { return client_id_; }
   State state() const { return state_; }
+  // The CONNACK's session-present flag (§3.2.2.2): the broker resumed a session.
+  bool sessionPresent() const { return session_present_; }
   bool isOpen() const { return state_ == State::kOpen; }
   // The last write did not take everything: wait for EPOLLOUT before writing.
   bool blocked() const { return blocked_; }
@@ -103,6 +106,7 @@ class Client {
   int fd_ = -1;
   State state_ = State::kIdle;
   bool blocked_ = false;
+  bool session_present_ = false;
   bool out_interest_ = true;    // EPOLLOUT is in the epoll interest set
   bool out_on_demand_ = false;  // dropWriteInterest() was called
   int64_t opened_ns_ = 0;

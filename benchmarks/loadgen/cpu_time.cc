@@ -65,4 +65,17 @@ double runQueueWaitSeconds(pid_t pid) {
   return any ? static_cast<double>(total_ns) / 1e9 : -1;
 }
 
+int64_t processWriteBytes(pid_t pid) {
+  std::string path = "/proc/" + std::to_string(pid) + "/io";
+  FILE* f = std::fopen(path.c_str(), "r");
+  if (f == nullptr) return -1;
+  char line[128];
+  long long bytes = -1;
+  while (std::fgets(line, sizeof(line), f) != nullptr) {
+    if (std::sscanf(line, "write_bytes: %lld", &bytes) == 1) break;
+  }
+  std::fclose(f);
+  return bytes;
+}
+
 }  // namespace gannet::loadgen

@@ -1,6 +1,6 @@
 #pragma once
 // Clocks and CPU time: the generator's own (so readers can see it is not the
-// bottleneck) and, given its pid, the broker's.
+// bottleneck) and, given its pid, the broker's; the broker's disk writes.
 
 #include <sys/types.h>
 
@@ -24,5 +24,13 @@ double processCpuSeconds(pid_t pid);
 // shared machine this says how much other processes disturbed a measurement.
 // Negative if it cannot be read. Threads that exited are not counted.
 double runQueueWaitSeconds(pid_t pid);
+
+// Bytes process `pid` (all its threads, including exited ones) caused to be
+// sent to the storage layer: `write_bytes` of /proc/PID/io. The kernel counts a
+// page cache page when it is dirtied (4 KiB granules; rewriting a page that is
+// still dirty adds nothing, rewriting one written back since adds 4 KiB again),
+// so it covers WAL appends, SST flushes and compactions alike, fsync or not.
+// Negative if it cannot be read (other user's process, no CONFIG_TASK_IO_ACCOUNTING).
+int64_t processWriteBytes(pid_t pid);
 
 }  // namespace gannet::loadgen

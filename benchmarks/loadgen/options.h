@@ -31,8 +31,11 @@ struct Options {
   // (published × fan-out − received); 0 = bounded by TCP backpressure alone.
   int64_t max_ahead = 50000;
   int keepalive = 60;
-  pid_t broker_pid = 0;      // if set, the broker's CPU use is reported too
-  std::string topic_prefix;  // default "lg/<pid>"
+  pid_t broker_pid = 0;      // if set, the broker's CPU use and disk writes are reported too
+  std::string topic_prefix;  // default "lg/<pid>", with --persistent "lg/persistent"
+  // Subscribers connect with cleanSession=0 and client ids derived from
+  // topic_prefix, so that a repeated run resumes the same sessions.
+  bool persistent = false;
 };
 
 // Parses argv into `options`, filling the scenario defaults. On a bad flag prints

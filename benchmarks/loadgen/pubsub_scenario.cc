@@ -14,7 +14,14 @@
 // latency is receipt minus *scheduled* time, so a generator or broker stall
 // shows up in the figures instead of silently delaying the schedule (no
 // coordinated omission). How late sends were queued (the generator's lateness,
-// or a full QoS 1 window) is reported apart (send_lag).
+// or a full QoS 1 window) is reported apart (send_lag). Unpaced messages carry
+// the time they were queued for sending in the same place; one received message
+// in kUnpacedSampleEvery is sampled (at millions of messages per second, all of
+// them would take hundreds of MB).
+//
+// --persistent: subscribers connect with cleanSession=0 and client ids derived
+// from the topic prefix, so a second run resumes their sessions (and receives
+// first whatever the broker kept for them: counted as `stale`, not as received).
 
 #include <unistd.h>
 
@@ -58,6 +65,25 @@ constexpr int kSubscriberLowWater = 4096;
 // subscriber and is unaffected.
 constexpr int kPubackBatch = 16;
 constexpr int kPublisherLowWater = kPubackBatch * 4;
+// Unpaced runs sample the latency of one received message in this many. Prime,
+// so that it does not beat with the number of publishers.
+constexpr uint64_t kUnpacedSampleEvery = 17;
+// Payloads this large carry a timestamp (and, paced, a sequence number).
+constexpr size_t kStampBytes = 16;
+
+// "lg" + 12 hex digits of FNV-1a(prefix): a client id part that is the same for
+// the same --topic_prefix, and short and plain enough for any broker (MQTT
+// 3.1.1 §3.1.3.1 guarantees 23 characters of [0-9a-zA-Z]).
+std::string sessionTag(const std::string& prefix) {
+  uint64_t h = 1469598103934665603ULL;
+  for (unsigned char ch : prefix) {
+    h ^= ch;
+    h *= 1099511628211ULL;
+  }
+  char buf[16];
+  std::snprintf(buf, sizeof(buf), "%012llx", static_cast<unsigned long long>(h >> 16));
+  return std::string("lg") + buf;
+}
 
 struct Plan {
   int publishers = 0;
@@ -68,6 +94,8 @@ struct Plan {
   double rate = 0;  // total msg/s; 0 = as fast as the sockets accept
   int window = 64;
   int64_t max_ahead = 0;                  // unpaced: deliveries in flight at most; 0 = no limit
+  bool persistent = false;                // subscribers: cleanSession=0, fixed client ids
+  std::string session_tag;                // client id stem of persistent subscribers
   std::vector<WorkerCounters*> counters;  // of every worker, to sum for max_ahead
   std::vector<std::string> pub_topics;
   std::vector<std::string> sub_filters;
@@ -80,6 +108,8 @@ Plan makePlan(const Options& o) {
   p.rate = o.rate;
   p.window = o.window;
   p.max_ahead = o.max_ahead;
+  p.persistent = o.persistent;
+  p.session_tag = sessionTag(o.topic_prefix);
   const std::string& prefix = o.topic_prefix;
   if (o.scenario == "fanin") {
     p.publishers = o.publishers;
@@ -134,6 +164,9 @@ class PubSubDriver final : public Worker::Driver, public Client::Listener {
   // Worker::Driver
   void onIteration(Worker& w) override {
     phase_ = w.state().phase.load(std::memory_order_acquire);
+    if (run_start_ns_ == 0 && phase_ != Phase::kSetup) {
+      run_start_ns_ = w.state().start_ns.load(std::memory_order_acquire);
+    }
     switch (phase_) {
       case Phase::kSetup:
         openMore();
@@ -211,6 +244,7 @@ class PubSubDriver final : public Worker::Driver, public Client::Listener {
       }
       markReady();
     } else {
+      if (c.sessionPresent()) ++sessions_resumed_;
       wire::appendSubscribe(c.out(), kSubscribePacketId, subs_[role.i].filter, plan_.qos);
       c.markDirty();
     }
@@ -233,15 +267,23 @@ class PubSubDriver final : public Worker::Driver, public Client::Listener {
   }
 
   void onPublish(Client& c, const wire::PublishView& publish, int64_t now_ns) override {
-    bump(worker_.counters().received);
     if (publish.qos == 1) {
       wire::appendPuback(c.out(), publish.packet_id);
       c.markDirty();
     }
-    if (plan_.rate > 0 && phase_ == Phase::kMeasure && publish.payload.size() >= 16) {
-      int64_t scheduled;
-      std::memcpy(&scheduled, publish.payload.data(), sizeof(scheduled));
-      latencies_.push_back(now_ns - scheduled);
+    // Kept for a resumed session by an earlier run: arrives before anything was
+    // published, or carries a time from before this run.
+    int64_t stamped = 0;
+    const bool has_stamp = publish.payload.size() >= kStampBytes;
+    if (has_stamp) std::memcpy(&stamped, publish.payload.data(), sizeof(stamped));
+    if (phase_ == Phase::kSetup || (has_stamp && stamped < run_start_ns_)) {
+      ++stale_;
+      return;
+    }
+    bump(worker_.counters().received);
+    if (phase_ == Phase::kMeasure && has_stamp &&
+        (plan_.rate > 0 || ++sample_tick_ % kUnpacedSampleEvery == 0)) {
+      latencies_.push_back(now_ns - stamped);
     }
   }
 
@@ -272,6 +314,8 @@ class PubSubDriver final : public Worker::Driver, public Client::Listener {
   }
 
   std::vector<int64_t>& latencies() { return latencies_; }
+  uint64_t stale() const { return stale_; }
+  int sessionsResumed() const { return sessions_resumed_; }
   std::vector<int64_t>& sendLags() { return send_lags_; }
 
  private:
@@ -295,8 +339,10 @@ class PubSubDriver final : public Worker::Driver, public Client::Listener {
   };
 
   Client& newClient(char role, int global) {
-    Client& c = worker_.addClient(*this, static_cast<uint32_t>(clients_.size()),
-                                  "lg" + std::to_string(getpid()) + role + std::to_string(global));
+    std::string id = plan_.persistent && role == 's'
+                         ? plan_.session_tag + role + std::to_string(global)
+                         : "lg" + std::to_string(getpid()) + role + std::to_string(global);
+    Client& c = worker_.addClient(*this, static_cast<uint32_t>(clients_.size()), std::move(id));
     clients_.push_back(&c);
     return c;
   }
@@ -311,7 +357,7 @@ class PubSubDriver final : public Worker::Driver, public Client::Listener {
            !worker_.state().failed()) {
       Client* c = clients_[opened_++];
       ++handshaking_;
-      c->open(worker_.keepaliveS());
+      c->open(worker_.keepaliveS(), !(plan_.persistent && !roles_[c->index()].publisher));
       if (c->state() != Client::State::kClosed) c->markDirty();
     }
   }
@@ -361,20 +407,28 @@ class PubSubDriver final : public Worker::Driver, public Client::Listener {
   }
 
   // As fast as the socket accepts: top the output up to kFillBytes.
+  // Every message carries the time of the fill (latency at the subscriber).
   void fill(Publisher& p) {
     ByteBuffer& out = p.client->out();
     const size_t size = p.tmpl.size();
+    const size_t stamp_at = p.tmpl.payloadOffset();
+    const bool stamp = plan_.payload >= kStampBytes;
+    const int64_t now = stamp ? monotonicNs() : 0;
     size_t count = 0;
     if (plan_.qos == 0) {
       count = std::max<size_t>((kFillBytes - out.size()) / size, 1);
       char* dst = out.reserve(count * size);
       const char* src = p.tmpl.bytes().data();
-      for (size_t i = 0; i < count; ++i) std::memcpy(dst + i * size, src, size);
+      for (size_t i = 0; i < count; ++i) {
+        std::memcpy(dst + i * size, src, size);
+        if (stamp) std::memcpy(dst + i * size + stamp_at, &now, sizeof(now));
+      }
       out.commit(count * size);
     } else {
       while (p.inflight < plan_.window && out.size() < kFillBytes) {
         char* pkt = p.tmpl.appendTo(out);
         wire::putU16(pkt + p.tmpl.packetIdOffset(), takePacketId(p));
+        if (stamp) std::memcpy(pkt + stamp_at, &now, sizeof(now));
         ++count;
       }
     }
@@ -416,7 +470,7 @@ class PubSubDriver final : public Worker::Driver, public Client::Listener {
     if (!p.client->isOpen()) return;
     char* pkt = p.tmpl.appendTo(p.client->out());
     if (plan_.qos > 0) wire::putU16(pkt + p.tmpl.packetIdOffset(), takePacketId(p));
-    if (plan_.payload >= 16) {
+    if (plan_.payload >= kStampBytes) {
       std::memcpy(pkt + p.tmpl.payloadOffset(), &scheduled, 8);
       std::memcpy(pkt + p.tmpl.payloadOffset() + 8, &seq, 8);
     }
@@ -445,7 +499,11 @@ class PubSubDriver final : public Worker::Driver, public Client::Listener {
   uint64_t last_received_ = 0;
   int64_t last_progress_ns_ = 0;
   int64_t start_ns_ = 0;
+  int64_t run_start_ns_ = 0;  // RunState::start_ns, once past kSetup
   uint64_t next_seq_ = 0;
+  uint64_t sample_tick_ = 0;  // unpaced: received in the window, for sampling
+  uint64_t stale_ = 0;        // received before the run started
+  int sessions_resumed_ = 0;  // CONNACKs with session present
   std::vector<int64_t> latencies_;
   std::vector<int64_t> send_lags_;
 };
@@ -546,7 +604,7 @@ int runPubSubScenario(const Options& o, const Endpoint& endpoint) {
       .add("drain", drain)
       .add("max_ahead", plan.rate > 0 ? int64_t{0} : plan.max_ahead);
   LatencySummary lat, lag;
-  if (plan.rate > 0 && plan.payload >= 16) {
+  if (plan.payload >= kStampBytes) {
     std::vector<int64_t> latencies, lags;
     for (auto& drv : drivers) {
       latencies.insert(latencies.end(), drv->latencies().begin(), drv->latencies().end());
@@ -555,14 +613,40 @@ int runPubSubScenario(const Options& o, const Endpoint& endpoint) {
     lat = summarize(latencies);
     lag = summarize(lags);
     r.add("samples", static_cast<int64_t>(lat.count))
+        .add("sample_every", static_cast<int64_t>(plan.rate > 0 ? 1 : kUnpacedSampleEvery))
         .add("p50_us", lat.p50_us, 1)
         .add("p99_us", lat.p99_us, 1)
         .add("p999_us", lat.p999_us, 1)
         .add("max_us", lat.max_us, 1)
-        .add("mean_us", lat.mean_us, 1)
-        .add("send_lag_p99_us", lag.p99_us, 1)
-        .add("send_lag_max_us", lag.max_us, 1)
-        .add("window_stalls", static_cast<int64_t>(b.window_stalls - a.window_stalls));
+        .add("mean_us", lat.mean_us, 1);
+    if (plan.rate > 0) {
+      r.add("send_lag_p99_us", lag.p99_us, 1)
+          .add("send_lag_max_us", lag.max_us, 1)
+          .add("window_stalls", static_cast<int64_t>(b.window_stalls - a.window_stalls));
+    }
+  }
+  uint64_t stale = 0;
+  int resumed = 0;
+  for (auto& drv : drivers) {
+    stale += drv->stale();
+    resumed += drv->sessionsResumed();
+  }
+  if (plan.persistent) {
+    r.add("persistent", int64_t{1})
+        .add("sessions_resumed", static_cast<int64_t>(resumed))
+        .add("stale", static_cast<int64_t>(stale));
+  }
+  // Broker disk writes in the window, per message received in it.
+  const uint64_t window_received = b.received - a.received;
+  const bool have_disk = a.broker_write_bytes >= 0 && b.broker_write_bytes >= 0;
+  const int64_t disk_bytes = have_disk ? b.broker_write_bytes - a.broker_write_bytes : 0;
+  if (have_disk) {
+    r.add("broker_write_bytes", disk_bytes)
+        .add("disk_bytes_per_msg",
+             window_received == 0
+                 ? 0.0
+                 : static_cast<double>(disk_bytes) / static_cast<double>(window_received),
+             1);
   }
   if (plan.rate == 0 && plan.max_ahead > 0) {
     r.add("cap_releases", static_cast<int64_t>(d.cap_releases));
@@ -572,21 +656,38 @@ int runPubSubScenario(const Options& o, const Endpoint& endpoint) {
   addCpuFields(r, a, b, threads);
   std::printf("%s\n", r.str().c_str());
 
-  const std::string shape = std::to_string(plan.publishers) + " " +
-                            plural(plan.publishers, "publisher", "publishers") + " -> " +
-                            std::to_string(plan.subscribers) + " " +
-                            plural(plan.subscribers, "subscriber", "subscribers");
+  const std::string shape =
+      std::to_string(plan.publishers) + " " + plural(plan.publishers, "publisher", "publishers") +
+      " -> " + std::to_string(plan.subscribers) + " " + (plan.persistent ? "persistent " : "") +
+      plural(plan.subscribers, "subscriber", "subscribers");
   std::printf("%s qos%d: %s, %zu B payload, %s over %.1f s: %s msg/s received, %s published",
               o.scenario.c_str(), plan.qos, shape.c_str(), plan.payload,
               plan.rate > 0 ? ("paced at " + withCommas(plan.rate) + " msg/s").c_str() : "unpaced",
               window_s, withCommas(recv_rate).c_str(), withCommas(pub_rate).c_str());
   std::printf(", delivered %.2f%% (drain %s)\n", delivered_pct, drain);
-  if (lat.count > 0) {
+  if (lat.count > 0 && plan.rate > 0) {
     std::printf(
         "latency (us, %s samples): p50 %.1f  p99 %.1f  p99.9 %.1f  max %.1f;"
         " generator send lag p99 %.1f max %.1f\n",
         withCommas(static_cast<double>(lat.count)).c_str(), lat.p50_us, lat.p99_us, lat.p999_us,
         lat.max_us, lag.p99_us, lag.max_us);
+  } else if (lat.count > 0) {
+    std::printf(
+        "latency from queued to received (us, %s samples, 1 in %d): p50 %.1f  p99 %.1f"
+        "  p99.9 %.1f  max %.1f\n",
+        withCommas(static_cast<double>(lat.count)).c_str(), static_cast<int>(kUnpacedSampleEvery),
+        lat.p50_us, lat.p99_us, lat.p999_us, lat.max_us);
+  }
+  if (plan.persistent) {
+    std::printf("persistent subscribers: %d of %d resumed a session, %s stale messages received\n",
+                resumed, plan.subscribers, withCommas(static_cast<double>(stale)).c_str());
+  }
+  if (have_disk) {
+    std::printf("broker disk writes (write_bytes) in the window: %s bytes, %.1f per message\n",
+                withCommas(static_cast<double>(disk_bytes)).c_str(),
+                window_received == 0
+                    ? 0.0
+                    : static_cast<double>(disk_bytes) / static_cast<double>(window_received));
   }
   std::printf("%s\n", cpuNote(a, b, threads).c_str());
   return 0;

@@ -18,6 +18,7 @@ Snapshot takeSnapshot(Workers& workers, pid_t broker_pid) {
   if (broker_pid > 0) {
     s.broker_cpu_s = processCpuSeconds(broker_pid);
     s.broker_wait_s = runQueueWaitSeconds(broker_pid);
+    s.broker_write_bytes = processWriteBytes(broker_pid);
   }
   for (auto& w : workers) {
     WorkerCounters& c = w->counters();

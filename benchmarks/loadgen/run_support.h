@@ -23,6 +23,7 @@ struct Snapshot {
   double broker_cpu_s = -1;    // negative: unknown
   double loadgen_wait_s = -1;  // runnable but not running, all threads
   double broker_wait_s = -1;
+  int64_t broker_write_bytes = -1;  // /proc/PID/io write_bytes; negative: unknown
   uint64_t published = 0;
   uint64_t acked = 0;
   uint64_t received = 0;
