@@ -106,6 +106,8 @@ void Client::disconnect(ReasonCode reason, std::string_view why, bool publish_wi
     send(d);
   }
   if (!publish_will) normal_disconnect = true;
+  // The close writes the output at once: commit what it acknowledges first.
+  ctx_.commitDurable();
   conn_->closeAfterFlush();
 }
 
@@ -149,12 +151,16 @@ void Client::onClosed(std::string_view why) {
     s.will.reset();
   }
   if (s.expiry_interval == 0) {
-    ctx_.endSession(s);
-  } else if (s.expiry_interval == session::kNeverExpires) {
+    ctx_.endSession(s);  // destroys `s`
+    return;
+  }
+  if (s.expiry_interval == session::kNeverExpires) {
     s.expires_at_ms = 0;
   } else {
     s.expires_at_ms = now + int64_t{s.expiry_interval} * 1000;
   }
+  // Last seen now, the expiry a DISCONNECT may have changed, the will kept or not.
+  ctx_.persistSession(s);
 }
 
 }  // namespace gannet::handlers

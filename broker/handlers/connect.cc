@@ -137,6 +137,8 @@ absl::Status handleConnect(Client& client, codec::ConnectPacket&& p) {
     }
   }
   client.attach(*s, p.version);
+  // Before the CONNACK: the worker commits it ahead of this iteration's output.
+  ctx.persistSession(*s);
   client.send(ack);
   base::logger("mqtt").debug("client '{}' connected from {} (v{}, session present {})",
                              p.client_id, client.peer(), static_cast<int>(p.version),

@@ -58,6 +58,28 @@ class BrokerContext {
   // The client's connection closed; the worker destroys it at the end of the
   // iteration.
   virtual void clientClosed(Client& client) = 0;
+
+  // --- durable state ---
+  // Handlers record what must survive a restart; the worker collects it in the
+  // iteration's WriteSet and commits it at the end of the iteration, before any
+  // client output of that iteration is written (so a CONNACK / SUBACK never goes
+  // out before the state it reports is in the store's WAL). Only sessions that
+  // outlive their connection (expiry_interval > 0) touch the disk: the worker
+  // ignores the calls for the others, and forgets a stored session whose expiry
+  // dropped to 0. On the message path only a retained publish records anything.
+  //
+  // The session's own facts changed (connected, disconnected, expiry, will).
+  virtual void persistSession(session::Session& session) = 0;
+  virtual void persistSubscription(const session::Session& session, const std::string& filter,
+                                   const router::SubscriptionOptions& options) = 0;
+  virtual void forgetSubscription(const session::Session& session, const std::string& filter) = 0;
+  // Retained messages are node-wide; any worker records the ones it sets or clears.
+  virtual void persistRetained(const router::MessagePtr& message) = 0;
+  virtual void forgetRetained(const std::string& topic) = 0;
+  // Commits what was recorded so far in this iteration, now. For the rare paths
+  // that write a connection's output before the end of the iteration (a close
+  // flushes at once), so that they keep the same ordering.
+  virtual void commitDurable() = 0;
 };
 
 }  // namespace gannet::handlers

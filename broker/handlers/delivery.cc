@@ -190,8 +190,10 @@ void publishWill(BrokerContext& ctx, const codec::Will& will, uint64_t session_i
   if (m->retain && ctx.config().retain_available) {
     if (m->payload.empty()) {
       ctx.retained().clear(m->topic);
+      ctx.forgetRetained(m->topic);
     } else {
       ctx.retained().set(m);
+      ctx.persistRetained(m);
     }
   }
   ctx.publish(m);

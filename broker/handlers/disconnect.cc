@@ -16,6 +16,8 @@ absl::Status handleDisconnect(Client& client, codec::DisconnectPacket&& packet) 
   // §3.14.4: DISCONNECT with 0x00 discards the will; any other reason (0x04
   // "with will", or an error the client reports) leaves it to be published.
   client.normal_disconnect = packet.reason_code == codec::ReasonCode::kSuccess;
+  // The close writes this connection's output at once: commit what it acknowledges first.
+  client.ctx().commitDurable();
   client.connection().closeAfterFlush();
   return absl::OkStatus();
 }

@@ -113,8 +113,10 @@ absl::Status handlePublish(Client& client, codec::PublishPacket&& p) {
     // §3.3.1.3: a retained message replaces the topic's one; an empty payload clears it.
     if (m->payload.empty()) {
       ctx.retained().clear(m->topic);
+      ctx.forgetRetained(m->topic);
     } else {
       ctx.retained().set(m);
+      ctx.persistRetained(m);
     }
   }
   size_t deliveries = ctx.match(m);

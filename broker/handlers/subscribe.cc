@@ -53,6 +53,7 @@ absl::Status handleSubscribe(Client& client, codec::SubscribePacket&& p) {
     opts.subscription_id = sub_id;
     const bool is_new = ctx.router().subscribe(r.filter, dest, opts);
     s.subscriptions[r.filter] = opts;
+    ctx.persistSubscription(s, r.filter, opts);
     ack.reason_codes.push_back(code);
     // §3.3.1.3 / MQTT 5 §3.8.3.1 Retain Handling: 0 send, 1 send if new, 2 never.
     // Retained messages are not sent for shared subscriptions (§4.8.2).
@@ -84,7 +85,10 @@ absl::Status handleUnsubscribe(Client& client, codec::UnsubscribePacket&& p) {
   ack.packet_id = p.packet_id;
   for (const std::string& filter : p.filters) {
     bool existed = s.subscriptions.erase(filter) > 0;
-    if (existed) ctx.router().unsubscribe(filter, dest);
+    if (existed) {
+      ctx.router().unsubscribe(filter, dest);
+      ctx.forgetSubscription(s, filter);
+    }
     ack.reason_codes.push_back(static_cast<uint8_t>(
         existed ? ReasonCode::kSuccess : ReasonCode::kNoSubscriptionExisted));
   }

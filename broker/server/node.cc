@@ -12,11 +12,16 @@
 
 #include <prometheus/exposer.h>
 
+#include "absl/container/flat_hash_map.h"
 #include "absl/strings/str_cat.h"
 #include "base/clock.h"
 #include "base/logging.h"
+#include "base/status_macros.h"
+#include "broker/handlers/delivery.h"
 #include "broker/net/address.h"
 #include "broker/server/metrics_collector.h"
+#include "broker/server/records.h"
+#include "storage/rocksdb/rocksdb_session_store.h"
 
 namespace gannet::server {
 
@@ -27,6 +32,7 @@ Node::~Node() {
   wait();
   exposer_.reset();
   workers_.clear();
+  store_.reset();
   if (lock_fd_ >= 0) ::close(lock_fd_);
 }
 
@@ -60,6 +66,7 @@ absl::Status Node::start() {
   if (!addr.ok()) return addr.status();
   absl::Status s = prepareDataDir();
   if (!s.ok()) return s;
+  RETURN_IF_ERROR(openStore());
 
   uint32_t n = options_.workers;
   if (n == 0) n = std::max(1u, std::thread::hardware_concurrency());
@@ -68,6 +75,7 @@ absl::Status Node::start() {
     s = w->init();
     if (!s.ok()) return s;
   }
+  RETURN_IF_ERROR(loadStore());
   // The first worker binds (port 0 picks a free port); the others share the port.
   net::HostPort bind = *addr;
   for (auto& w : workers_) {
@@ -81,6 +89,129 @@ absl::Status Node::start() {
   s = startMetrics();
   if (!s.ok()) return s;
   for (auto& w : workers_) w->start();
+  return absl::OkStatus();
+}
+
+absl::Status Node::openStore() {
+  storage::StoreOptions so;
+  so.data_dir = absl::StrCat(options_.data_dir, "/store");
+  so.sync = options_.fsync;
+  auto store = storage::openRocksDbSessionStore(so);
+  if (!store.ok()) return store.status();
+  store_ = std::move(*store);
+  return absl::OkStatus();
+}
+
+namespace {
+
+// Collects what the store holds; Node::loadStore() then places it.
+struct Loaded : storage::LoadVisitor {
+  std::vector<records::SessionRecord> sessions;
+  absl::flat_hash_map<std::string, std::vector<std::pair<std::string, records::SubscriptionRecord>>>
+      subscriptions;
+  std::vector<records::MessageRecord> retained;
+
+  void onSession(records::SessionRecord session) override {
+    sessions.push_back(std::move(session));
+  }
+  void onSubscription(std::string_view client_id, std::string_view filter,
+                      records::SubscriptionRecord subscription) override {
+    subscriptions[std::string(client_id)].emplace_back(std::string(filter), std::move(subscription));
+  }
+  void onRetained(std::string_view topic, records::MessageRecord message) override {
+    if (message.topic().empty()) message.set_topic(std::string(topic));
+    retained.push_back(std::move(message));
+  }
+};
+
+}  // namespace
+
+absl::Status Node::loadStore() {
+  Loaded loaded;
+  auto stats = store_->load(loaded);
+  if (!stats.ok()) return stats.status();
+  const Clocks clocks = Clocks::now();
+  const int64_t now_wall = clocks.wall_ms;
+  storage::WriteSet fixups;  // expired sessions deleted, crash-time sessions marked offline
+  std::vector<codec::Will> orphan_wills;
+  size_t restored = 0, expired = 0, subscriptions = 0;
+
+  for (records::SessionRecord& rec : loaded.sessions) {
+    const std::string& client_id = rec.client_id();
+    const uint32_t expiry = rec.session_expiry_interval();
+    // A session that was connected when the node stopped (last_seen 0: a crash or
+    // kill -9) counts as disconnected now, at the restart.
+    const bool was_connected = rec.last_seen_ms() == 0;
+    const int64_t last_seen = was_connected ? now_wall : rec.last_seen_ms();
+    std::optional<codec::Will> will;
+    int64_t will_due_wall = 0;
+    if (rec.has_will()) {
+      if (was_connected) {
+        // §3.1.3.2.2: the will goes at the earlier of its delay and the session's end.
+        uint32_t wait = std::min(rec.will().will_delay_interval(), expiry);
+        will_due_wall = now_wall + int64_t{wait} * 1000;
+      } else {
+        will_due_wall = rec.will_due_ms();
+      }
+      if (will_due_wall != 0) will = fromWillRecord(rec.will());
+    }
+    if (expiry == 0 ||
+        (expiry != session::kNeverExpires && last_seen + int64_t{expiry} * 1000 <= now_wall)) {
+      // Expired while the node was down: gone with everything under it. A pending
+      // will was due by then at the latest, so it goes out now.
+      fixups.deleteSession(client_id);
+      if (will) orphan_wills.push_back(std::move(*will));
+      ++expired;
+      continue;
+    }
+    const uint32_t w = static_cast<uint32_t>(std::hash<std::string>{}(client_id) % workers_.size());
+    session::Session& s = workers_[w]->createSession(client_id);
+    s.version = static_cast<codec::ProtocolVersion>(rec.protocol_version());
+    s.expiry_interval = expiry;
+    s.expires_at_ms = expiry == session::kNeverExpires
+                          ? 0
+                          : clocks.toMono(last_seen + int64_t{expiry} * 1000);
+    if (will) {
+      s.will = std::make_unique<codec::Will>(std::move(*will));
+      // Never 0 (= none): a will already due is published at the first tick.
+      s.will_due_ms = std::max<int64_t>(1, clocks.toMono(will_due_wall));
+    }
+    const router::Destination dest{s.id(), w};
+    if (auto it = loaded.subscriptions.find(client_id); it != loaded.subscriptions.end()) {
+      for (auto& [filter, sub] : it->second) {
+        router::SubscriptionOptions options = fromSubscriptionRecord(sub);
+        router_.subscribe(filter, dest, options);
+        s.subscriptions[filter] = options;
+        ++subscriptions;
+      }
+    }
+    s.stored = true;
+    // Its expiry now counts from this restart: say so on disk, or a second crash
+    // would count it from the next restart again.
+    if (was_connected) fixups.putSession(toSessionRecord(s, clocks, now_wall));
+    ++restored;
+  }
+
+  size_t retained = 0;
+  for (const records::MessageRecord& rec : loaded.retained) {
+    if (rec.expiry_ms() != 0 && static_cast<int64_t>(rec.expiry_ms()) <= now_wall) {
+      fixups.deleteRetained(rec.topic());
+      continue;
+    }
+    retained_.set(fromMessageRecord(rec, clocks));
+    ++retained;
+  }
+  if (!fixups.empty()) RETURN_IF_ERROR(store_->commit(std::move(fixups)));
+  if (!orphan_wills.empty()) {
+    Worker* w0 = workers_[0].get();
+    w0->post([w0, wills = std::move(orphan_wills)] {
+      for (const codec::Will& will : wills) handlers::publishWill(*w0, will, 0);
+    });
+  }
+  base::logger("node").info(
+      "store {}/store: {} sessions restored ({} expired and deleted), {} subscriptions, {} "
+      "retained messages",
+      options_.data_dir, restored, expired, subscriptions, retained);
   return absl::OkStatus();
 }
 

@@ -19,6 +19,7 @@
 #include "broker/router/topic_router.h"
 #include "broker/server/session_registry.h"
 #include "broker/server/worker.h"
+#include "storage/session_store.h"
 
 namespace prometheus {
 class Exposer;
@@ -32,6 +33,9 @@ struct NodeOptions {
   uint32_t node_id = 1;
   std::string mqtt_listen = "0.0.0.0:1883";
   std::string data_dir = "./data";
+  // --fsync: false = a commit returns once the WAL is written (survives kill -9);
+  // true = once it is fsync'ed (survives power loss).
+  bool fsync = false;
   std::string metrics_listen;  // empty: no metrics endpoint
   uint32_t workers = 0;        // 0: one per core
   uint32_t sys_interval_s = 5; // 0: no $SYS topics
@@ -56,7 +60,9 @@ class Node {
   explicit Node(NodeOptions options);
   ~Node();
 
-  // Prepares the data directory, binds the listeners, starts the workers.
+  // Prepares the data directory, opens the store in <data_dir>/store and reloads
+  // persistent sessions, their subscriptions and the retained messages, binds the
+  // listeners, starts the workers.
   absl::Status start();
   // Thread-safe: asks every worker to stop.
   void stop();
@@ -71,6 +77,8 @@ class Node {
   router::TopicRouter& router() { return router_; }
   router::RetainedIndex& retained() { return retained_; }
   SessionRegistry& registry() { return registry_; }
+  // The durable store; null before start(). Thread-safe (commit from any worker).
+  storage::SessionStore* store() { return store_.get(); }
   Worker& worker(uint32_t i) { return *workers_[i]; }
   uint32_t workerCount() const { return static_cast<uint32_t>(workers_.size()); }
   uint64_t nextSessionId() { return next_session_id_.fetch_add(1, std::memory_order_relaxed); }
@@ -83,11 +91,17 @@ class Node {
  private:
   absl::Status prepareDataDir();
   absl::Status startMetrics();
+  absl::Status openStore();
+  // Restores what openStore() found: sessions onto workers (not yet started),
+  // their subscriptions into the router, retained messages into the index.
+  absl::Status loadStore();
 
   NodeOptions options_;
   router::TopicRouter router_;
   router::RetainedIndex retained_;
   SessionRegistry registry_;
+  // Declared before the workers: they commit into it until they are destroyed.
+  std::unique_ptr<storage::SessionStore> store_;
   std::vector<std::unique_ptr<Worker>> workers_;
   std::atomic<uint64_t> next_session_id_{1};
   uint16_t mqtt_port_ = 0;

@@ -4,8 +4,11 @@
 
 #include "absl/strings/str_cat.h"
 #include "base/logging.h"
+#include "base/strings.h"
 #include "broker/handlers/delivery.h"
 #include "broker/server/node.h"
+#include "broker/server/records.h"
+#include "storage/session_store.h"
 
 namespace gannet::server {
 
@@ -47,7 +50,9 @@ void Worker::start() {
     for (auto& [ptr, client] : clients_) {
       client->disconnect(codec::ReasonCode::kServerShuttingDown, "server shutting down", true);
     }
+    commitWrites();
     flush_list_.flushAll();
+    commitWrites();
   });
 }
 
@@ -169,6 +174,10 @@ session::Session& Worker::createSession(const std::string& client_id) {
 }
 
 void Worker::endSession(session::Session& s) {
+  if (s.stored) {
+    write_set_.deleteSession(s.clientId());  // with its subscriptions
+    s.stored = false;
+  }
   const router::Destination dest{s.id(), index_};
   for (const auto& [filter, opts] : s.subscriptions) node_.router().unsubscribe(filter, dest);
   if (s.will && s.will_due_ms != 0) {
@@ -201,6 +210,9 @@ void Worker::onIterationEnd() {
     clients_.erase(c);
   }
   migrating_clients_.clear();
+  // Group commit, before any output of this iteration is written: a CONNACK or
+  // SUBACK never reports state that is not in the store's WAL yet.
+  commitWrites();
   for (uint32_t w = 0; w < outgoing_.size(); ++w) {
     if (!outgoing_[w].empty()) {
       node_.worker(w).deliverBatch(std::move(outgoing_[w]));
@@ -237,11 +249,79 @@ void Worker::onTick() {
       s->will.reset();
       s->will_due_ms = 0;
       handlers::publishWill(*this, will, s->id());
+      persistSession(*s);  // the will is gone
     }
     if (s->expires_at_ms != 0 && now >= s->expires_at_ms) expired.push_back(s.get());
   }
   for (session::Session* s : expired) endSession(*s);
   if (index_ == 0) node_.publishSys(*this);
+}
+
+// --- durable state ---
+
+void Worker::persistSession(session::Session& s) {
+  if (node_.store() == nullptr) return;
+  if (s.expiry_interval == 0) {
+    // A clean session, or a stored one whose new connection asked for expiry 0:
+    // it ends with its connection and must not be found after a restart.
+    if (s.stored) {
+      write_set_.deleteSession(s.clientId());
+      s.stored = false;
+    }
+    return;
+  }
+  const Clocks clocks{loop_.now(), Clocks::now().wall_ms};
+  int64_t last_seen = 0;  // connected
+  if (s.client == nullptr) {
+    // Offline: when it went offline, which is what its expiry counts from (not
+    // now: a later update, e.g. its delayed will going out, must not extend it).
+    last_seen = s.expires_at_ms != 0
+                    ? clocks.toWall(s.expires_at_ms - int64_t{s.expiry_interval} * 1000)
+                    : clocks.wall_ms;
+  }
+  write_set_.putSession(toSessionRecord(s, clocks, last_seen));
+  if (!s.stored) {
+    // First write of a session that already has subscriptions (a session taken
+    // over by a connection with a longer expiry): store them too.
+    for (const auto& [filter, options] : s.subscriptions) {
+      write_set_.putSubscription(s.clientId(), filter, toSubscriptionRecord(options));
+    }
+    s.stored = true;
+  }
+}
+
+void Worker::persistSubscription(const session::Session& s, const std::string& filter,
+                                 const router::SubscriptionOptions& options) {
+  if (!s.stored) return;
+  write_set_.putSubscription(s.clientId(), filter, toSubscriptionRecord(options));
+}
+
+void Worker::forgetSubscription(const session::Session& s, const std::string& filter) {
+  if (!s.stored) return;
+  write_set_.deleteSubscription(s.clientId(), filter);
+}
+
+void Worker::persistRetained(const router::MessagePtr& message) {
+  if (node_.store() == nullptr) return;
+  const Clocks clocks{loop_.now(), Clocks::now().wall_ms};
+  write_set_.putRetained(message->topic, toMessageRecord(*message, clocks));
+}
+
+void Worker::forgetRetained(const std::string& topic) {
+  if (node_.store() == nullptr) return;
+  write_set_.deleteRetained(topic);
+}
+
+void Worker::commitWrites() {
+  if (write_set_.empty()) return;
+  const size_t ops = write_set_.operationCount();
+  absl::Status s = node_.store()->commit(std::move(write_set_));
+  write_set_ = storage::WriteSet();
+  if (!s.ok()) {
+    // Not yet surfaced to clients (sessions, subscriptions and retained messages
+    // only in this step): the acks already written are not taken back.
+    base::logger("storage").error("commit of {} changes failed: {}", ops, base::toStd(s.message()));
+  }
 }
 
 }  // namespace gannet::server

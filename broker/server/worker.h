@@ -3,8 +3,9 @@
 // clients accepted on it and the sessions that live on it.
 //
 // Owned by the Node. Everything but the cross-thread entry points (deliverBatch,
-// adopt, stop) runs on the worker's own thread. Messages for sessions on other
-// workers are batched per target worker during an iteration and handed over at
+// adopt, stop) runs on the worker's own thread (before start(), the Node also
+// calls createSession() from the main thread to restore stored sessions).
+// Messages for sessions on other workers are batched per target worker during an iteration and handed over at
 // its end through the target's inbox (one lock + one eventfd wake per batch).
 
 #include <cstdint>
@@ -21,6 +22,7 @@
 #include "broker/net/connection.h"
 #include "broker/net/event_loop.h"
 #include "broker/net/listener.h"
+#include "storage/write_set.h"
 
 namespace gannet::server {
 
@@ -69,6 +71,13 @@ class Worker : public handlers::BrokerContext {
   void migrate(handlers::Client& client, uint32_t worker) override;
   std::string assignClientId() override;
   void clientClosed(handlers::Client& client) override;
+  void persistSession(session::Session& session) override;
+  void persistSubscription(const session::Session& session, const std::string& filter,
+                           const router::SubscriptionOptions& options) override;
+  void forgetSubscription(const session::Session& session, const std::string& filter) override;
+  void persistRetained(const router::MessagePtr& message) override;
+  void forgetRetained(const std::string& topic) override;
+  void commitDurable() override { commitWrites(); }
 
   const handlers::WorkerStats& stats() const { return stats_; }
 
@@ -79,6 +88,8 @@ class Worker : public handlers::BrokerContext {
   void onTick();
   void drainInbox();
   void deliverLocal(uint64_t session_id, session::OutboundMessage&& out);
+  // Commits write_set_ (group commit: once per iteration, before the output).
+  void commitWrites();
 
   Node& node_;
   const uint32_t index_;
@@ -99,6 +110,8 @@ class Worker : public handlers::BrokerContext {
   std::mutex inbox_mu_;
   std::vector<RemoteDelivery> inbox_;
   uint64_t assigned_ids_ = 0;
+  // The durable changes of the current loop iteration (docs/storage.md).
+  storage::WriteSet write_set_;
 };
 
 }  // namespace gannet::server

@@ -91,6 +91,9 @@ class Session {
   int64_t expires_at_ms = 0;
   // The connected client, or null while offline. Opaque to the session.
   void* client = nullptr;
+  // True while the store holds a record of this session (set by the worker that
+  // owns it; clean sessions never have one).
+  bool stored = false;
 
   // --- will (§3.1.2.5, MQTT 5 §3.1.3.2.2) ---
   // Held by pointer: a Will with its properties is ~600 bytes, and most sessions

@@ -23,6 +23,9 @@
 ABSL_FLAG(uint32_t, node_id, 1, "Stable id of this node in its cluster (1, 2, 3, ...)");
 ABSL_FLAG(std::string, mqtt_listen, "0.0.0.0:1883", "MQTT TCP listener, HOST:PORT (port 0: any free port)");
 ABSL_FLAG(std::string, data_dir, "./data", "Directory for durable state; created if missing");
+ABSL_FLAG(bool, fsync, false,
+          "Sync the store's write-ahead log on every commit: survives power loss, not only "
+          "kill -9 (slower)");
 ABSL_FLAG(std::string, metrics_listen, "", "Prometheus /metrics listener HOST:PORT; empty: off");
 ABSL_FLAG(uint32_t, workers, 0, "Worker threads (event loops); 0: one per core");
 ABSL_FLAG(std::string, log_level, "info", "trace, debug, info, warn, error, critical or off");
@@ -124,6 +127,7 @@ gannet::server::NodeOptions optionsFromFlags() {
   }
   o.data_dir = absl::GetFlag(FLAGS_data_dir);
   if (o.data_dir.empty()) usageError("--data_dir must not be empty");
+  o.fsync = absl::GetFlag(FLAGS_fsync);
   o.metrics_listen = absl::GetFlag(FLAGS_metrics_listen);
   if (auto a = gannet::net::parseHostPort(o.metrics_listen); !o.metrics_listen.empty() && !a.ok()) {
     usageError(absl::StrCat("--metrics_listen: ", a.status().message()));

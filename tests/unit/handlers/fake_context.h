@@ -48,6 +48,14 @@ class FakeContext : public BrokerContext {
   void migrate(Client&, uint32_t worker) override;
   std::string assignClientId() override;
   void clientClosed(Client& client) override { closed_clients.push_back(&client); }
+  // Durable state: the handler tests run without a store.
+  void persistSession(session::Session&) override {}
+  void persistSubscription(const session::Session&, const std::string&,
+                           const router::SubscriptionOptions&) override {}
+  void forgetSubscription(const session::Session&, const std::string&) override {}
+  void persistRetained(const router::MessagePtr&) override {}
+  void forgetRetained(const std::string&) override {}
+  void commitDurable() override {}
 
  private:
   router::TopicRouter router_;

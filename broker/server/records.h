@@ -1,0 +1,47 @@
+#pragma once
+// The one place where broker state becomes proto/records.proto records and back:
+// session::Session ↔ SessionRecord, codec::Will ↔ WillRecord,
+// router::Message ↔ MessageRecord, router::SubscriptionOptions ↔ SubscriptionRecord.
+//
+// In memory, deadlines are monotonic ms (the event loop's clock); on disk they are
+// wall-clock ms since the Unix epoch, so that they mean the same after a restart.
+// Clocks carries one reading of both, taken together, to convert between them.
+// Pure functions, no I/O; used by the Worker (writes) and the Node (load).
+
+#include <cstdint>
+#include <string>
+
+#include "broker/codec/packets.h"
+#include "broker/router/message.h"
+#include "broker/router/topic_router.h"
+#include "broker/session/session.h"
+#include "proto/records.pb.h"
+
+namespace gannet::server {
+
+struct Clocks {
+  int64_t mono_ms = 0;  // base::monotonicMs() / EventLoop::now()
+  int64_t wall_ms = 0;  // ms since the Unix epoch
+
+  static Clocks now();
+  // 0 stays 0 ("none") both ways.
+  int64_t toWall(int64_t mono) const { return mono == 0 ? 0 : mono - mono_ms + wall_ms; }
+  int64_t toMono(int64_t wall) const { return wall == 0 ? 0 : wall - wall_ms + mono_ms; }
+};
+
+// A persistent session as stored. A connected session is written with
+// last_seen_ms = 0 (connected now); an offline one with the time it went offline.
+records::SessionRecord toSessionRecord(const session::Session& s, const Clocks& clocks,
+                                       int64_t last_seen_wall_ms);
+
+records::WillRecord toWillRecord(const codec::Will& will);
+codec::Will fromWillRecord(const records::WillRecord& record);
+
+records::MessageRecord toMessageRecord(const router::Message& m, const Clocks& clocks);
+// publisher_session_id is 0: in-memory session ids do not survive a restart.
+router::MessagePtr fromMessageRecord(const records::MessageRecord& record, const Clocks& clocks);
+
+records::SubscriptionRecord toSubscriptionRecord(const router::SubscriptionOptions& options);
+router::SubscriptionOptions fromSubscriptionRecord(const records::SubscriptionRecord& record);
+
+}  // namespace gannet::server

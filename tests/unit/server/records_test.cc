@@ -1,0 +1,110 @@
+// broker/server/records.h: broker state ↔ records.proto, and the monotonic ↔
+// wall clock conversion of deadlines.
+
+#include "broker/server/records.h"
+
+#include <gtest/gtest.h>
+
+namespace gannet::server {
+namespace {
+
+constexpr Clocks kClocks{/*mono_ms=*/5'000, /*wall_ms=*/1'700'000'000'000};
+
+TEST(ClocksTest, ConvertsBothWaysAndKeepsZero) {
+  EXPECT_EQ(kClocks.toWall(6'000), 1'700'000'001'000);
+  EXPECT_EQ(kClocks.toMono(1'700'000'001'000), 6'000);
+  EXPECT_EQ(kClocks.toWall(0), 0);
+  EXPECT_EQ(kClocks.toMono(0), 0);
+}
+
+TEST(RecordsTest, WillRoundTripsWithProperties) {
+  codec::Will will;
+  will.topic = "t/will";
+  will.payload = std::string("\0bin", 4);
+  will.qos = 2;
+  will.retain = true;
+  will.properties.will_delay_interval = 30;
+  will.properties.message_expiry_interval = 60;
+  will.properties.content_type = "text/plain";
+  will.properties.response_topic = "r";
+  will.properties.correlation_data = "c";
+  will.properties.payload_format_indicator = 1;
+  will.properties.user_properties = {{"a", "1"}, {"a", "2"}};
+  EXPECT_EQ(fromWillRecord(toWillRecord(will)), will);
+}
+
+TEST(RecordsTest, WillWithoutPropertiesRoundTrips) {
+  codec::Will will;
+  will.topic = "t";
+  will.payload = "p";
+  EXPECT_EQ(fromWillRecord(toWillRecord(will)), will);
+}
+
+TEST(RecordsTest, SessionRecord) {
+  session::Session s(7, "client");
+  s.version = codec::ProtocolVersion::kV5;
+  s.expiry_interval = 120;
+  s.will = std::make_unique<codec::Will>();
+  s.will->topic = "w";
+  s.will_due_ms = 8'000;
+  records::SessionRecord r = toSessionRecord(s, kClocks, /*last_seen_wall_ms=*/0);
+  EXPECT_EQ(r.client_id(), "client");
+  EXPECT_EQ(r.protocol_version(), 5u);
+  EXPECT_EQ(r.session_expiry_interval(), 120u);
+  EXPECT_EQ(r.last_seen_ms(), 0);
+  EXPECT_EQ(r.will_due_ms(), 1'700'000'003'000);
+  EXPECT_EQ(r.will().topic(), "w");
+
+  s.will.reset();
+  r = toSessionRecord(s, kClocks, 1'700'000'000'500);
+  EXPECT_FALSE(r.has_will());
+  EXPECT_EQ(r.will_due_ms(), 0);  // no will, nothing due
+  EXPECT_EQ(r.last_seen_ms(), 1'700'000'000'500);
+}
+
+TEST(RecordsTest, MessageRoundTripsWithExpiryAcrossClocks) {
+  router::Message m;
+  m.topic = "a/b";
+  m.payload = "x";
+  m.qos = 1;
+  m.retain = true;
+  m.expiry_deadline_ms = 65'000;  // 60 s from kClocks
+  auto props = std::make_shared<codec::Properties>();
+  props->content_type = "ct";
+  props->user_properties = {{"k", "v"}};
+  m.properties = props;
+  records::MessageRecord r = toMessageRecord(m, kClocks);
+  EXPECT_EQ(r.expiry_ms(), 1'700'000'060'000u);
+  // After a "restart": another monotonic epoch, 10 s of wall time later.
+  const Clocks later{/*mono_ms=*/100, /*wall_ms=*/1'700'000'010'000};
+  router::MessagePtr back = fromMessageRecord(r, later);
+  EXPECT_EQ(back->topic, "a/b");
+  EXPECT_EQ(back->payload, "x");
+  EXPECT_EQ(back->qos, 1);
+  EXPECT_TRUE(back->retain);
+  EXPECT_EQ(back->expiry_deadline_ms, 100 + 50'000);  // 50 s left
+  ASSERT_NE(back->properties, nullptr);
+  EXPECT_EQ(*back->properties, *props);
+  EXPECT_EQ(back->publisher_session_id, 0u);
+
+  m.expiry_deadline_ms = 0;
+  m.properties = nullptr;
+  r = toMessageRecord(m, kClocks);
+  EXPECT_EQ(r.expiry_ms(), 0u);
+  back = fromMessageRecord(r, later);
+  EXPECT_EQ(back->expiry_deadline_ms, 0);
+  EXPECT_EQ(back->properties, nullptr);
+}
+
+TEST(RecordsTest, SubscriptionOptionsRoundTrip) {
+  router::SubscriptionOptions o;
+  o.qos = 2;
+  o.no_local = true;
+  o.retain_as_published = true;
+  o.retain_handling = 2;
+  o.subscription_id = 268'435'455;
+  EXPECT_EQ(fromSubscriptionRecord(toSubscriptionRecord(o)), o);
+}
+
+}  // namespace
+}  // namespace gannet::server
