@@ -9,6 +9,11 @@ namespace gannet::handlers {
 struct BrokerConfig {
   uint32_t max_packet_size = 1 << 20;       // bytes; larger packets are refused (0x95)
   uint32_t max_queued_messages = 1000;      // per session: QoS>=1 waiting to be sent
+  uint64_t max_queued_bytes = 0;            // per session: topic + payload bytes; 0 = no limit
+  // What a full queue does with one more message: refuse it (the default, as
+  // Mosquitto does) or drop the oldest queued one to make room.
+  enum class QueueOverflow : uint8_t { kRefuseNewest, kDropOldest };
+  QueueOverflow queue_overflow = QueueOverflow::kRefuseNewest;
   uint16_t max_inflight_messages = 20;      // outgoing QoS>=1 window (3.1.1; MQTT 5 cap)
   uint16_t receive_maximum = 100;           // announced to MQTT 5 clients (incoming window)
   uint16_t topic_alias_maximum = 10;        // announced to MQTT 5 clients

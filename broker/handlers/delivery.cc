@@ -64,6 +64,29 @@ bool writeToClient(Client& c, const session::OutboundMessage& out, uint16_t pack
   return true;
 }
 
+// Queues `out` within --max_queued_messages / --max_queued_bytes, applying the
+// overflow policy when the session's queue is full. Every dropped message is
+// counted as queue_full.
+void enqueueBounded(BrokerContext& ctx, session::Session& s, session::OutboundMessage&& out) {
+  const BrokerConfig& cfg = ctx.config();
+  const size_t size = out.message->topic.size() + out.message->payload.size();
+  auto full = [&] {
+    return s.queue.size() >= cfg.max_queued_messages ||
+           (cfg.max_queued_bytes != 0 && s.queued_bytes + size > cfg.max_queued_bytes);
+  };
+  if (cfg.queue_overflow == BrokerConfig::QueueOverflow::kDropOldest) {
+    while (full() && !s.queue.empty()) {
+      s.dequeue();
+      ctx.stats().drop(DropReason::kQueueFull);
+    }
+  }
+  if (full()) {  // refuse-newest, or one message larger than the byte bound itself
+    ctx.stats().drop(DropReason::kQueueFull);
+    return;
+  }
+  s.enqueue(std::move(out));
+}
+
 void sendInflight(Client& c, session::Session& s, session::OutboundMessage&& out) {
   uint16_t pid = s.nextPacketId();
   if (pid == 0) {  // cannot happen with a window below 65535; keep it queued
@@ -100,11 +123,7 @@ void deliver(BrokerContext& ctx, session::Session& s, session::OutboundMessage&&
     sendInflight(*c, s, std::move(out));
     return;
   }
-  if (s.queue.size() >= ctx.config().max_queued_messages) {
-    ctx.stats().drop(DropReason::kQueueFull);
-    return;
-  }
-  s.enqueue(std::move(out));
+  enqueueBounded(ctx, s, std::move(out));
 }
 
 // Resends inflight entries of an earlier connection while the window allows.

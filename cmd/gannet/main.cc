@@ -34,6 +34,11 @@ ABSL_FLAG(uint32_t, connect_timeout, 10, "Seconds a new connection may take to s
 ABSL_FLAG(uint32_t, max_packet_size, 1048576, "Largest MQTT packet accepted, in bytes");
 ABSL_FLAG(uint32_t, max_queued_messages, 1000,
           "Per session: QoS 1/2 messages queued for an offline or slow client");
+ABSL_FLAG(uint64_t, max_queued_bytes, 0,
+          "Per session: bytes (topic + payload) of queued QoS 1/2 messages; 0: no byte limit");
+ABSL_FLAG(std::string, queue_overflow, "refuse_newest",
+          "When a session's queue is full: refuse_newest (drop the new message) or "
+          "drop_oldest (drop the oldest queued one)");
 ABSL_FLAG(uint32_t, max_inflight_messages, 20,
           "Per client: unacknowledged outgoing QoS 1/2 messages (caps MQTT 5 Receive Maximum)");
 ABSL_FLAG(uint32_t, receive_maximum, 100,
@@ -142,6 +147,16 @@ gannet::server::NodeOptions optionsFromFlags() {
                                              64, 268435460);
   b.max_queued_messages = checkedRange<uint32_t>(
       "max_queued_messages", absl::GetFlag(FLAGS_max_queued_messages), 1, 100000000);
+  b.max_queued_bytes = absl::GetFlag(FLAGS_max_queued_bytes);
+  const std::string overflow = absl::GetFlag(FLAGS_queue_overflow);
+  if (overflow == "refuse_newest") {
+    b.queue_overflow = gannet::handlers::BrokerConfig::QueueOverflow::kRefuseNewest;
+  } else if (overflow == "drop_oldest") {
+    b.queue_overflow = gannet::handlers::BrokerConfig::QueueOverflow::kDropOldest;
+  } else {
+    usageError(absl::StrCat("--queue_overflow must be refuse_newest or drop_oldest, not '",
+                            overflow, "'"));
+  }
   b.max_inflight_messages = checkedRange<uint16_t>(
       "max_inflight_messages", absl::GetFlag(FLAGS_max_inflight_messages), 1, 65535);
   b.receive_maximum =

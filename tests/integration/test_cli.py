@@ -45,6 +45,9 @@ class FlagErrorsTest(unittest.TestCase):
             ("max_keepalive", "forever"),
             ("max_connection_buffer_bytes", "1MiB?"),
             ("mqtt_listen", "127.0.0.1:notaport"),
+            ("max_queued_bytes", "big"),
+            ("queue_overflow", "sometimes"),
+            ("fsync", "maybe"),
         ]
         for flag, value in cases:
             with self.subTest(flag=flag, value=value):

@@ -127,6 +127,36 @@ TEST_P(QosTest, QueueBoundDropsAndCounts) {
   EXPECT_TRUE(received().empty());
 }
 
+TEST_P(QosTest, DropOldestKeepsTheNewestMessages) {
+  ctx_.cfg.max_inflight_messages = 1;
+  ctx_.cfg.max_queued_messages = 2;
+  ctx_.cfg.queue_overflow = BrokerConfig::QueueOverflow::kDropOldest;
+  SetUpPair(1);
+  publishAll({"m1", "m2", "m3", "m4", "m5"}, 1);
+
+  auto m1 = received();
+  EXPECT_EQ(payloads(m1), Strings{"m1"});  // in flight before the queue filled
+  EXPECT_EQ(ctx_.dropped(DropReason::kQueueFull), 2u);  // m2 and m3 made room
+  sub->send(ackPacket(PacketType::kPuback, m1.at(0).packet_id));
+  auto m4 = received();
+  EXPECT_EQ(payloads(m4), Strings{"m4"});
+  sub->send(ackPacket(PacketType::kPuback, m4.at(0).packet_id));
+  EXPECT_EQ(payloads(received()), Strings{"m5"});
+}
+
+TEST_P(QosTest, ByteBoundLimitsTheQueue) {
+  ctx_.cfg.max_inflight_messages = 1;
+  ctx_.cfg.max_queued_bytes = 2 * (1 + 10);  // two messages of topic "t" + 10-byte payload
+  SetUpPair(1);
+  publishAll({"0123456789", "abcdefghij", "ABCDEFGHIJ", "9876543210"}, 1);
+
+  auto first = received();
+  EXPECT_EQ(payloads(first), Strings{"0123456789"});
+  EXPECT_EQ(sub->session()->queue.size(), 2u);
+  EXPECT_EQ(sub->session()->queued_bytes, 22u);
+  EXPECT_EQ(ctx_.dropped(DropReason::kQueueFull), 1u);  // the fourth did not fit
+}
+
 TEST_P(QosTest, Qos0ToAnOfflineSessionIsDroppedAndCounted) {
   SetUpPair(0, persistentConnect(v(), "sub"));
   sub->dropNetwork();
