@@ -22,6 +22,7 @@ struct BrokerConfig {
   uint64_t max_connection_buffer_bytes = 1 << 20;  // outgoing buffer bound per connection
   uint32_t max_session_expiry = 0xFFFFFFFF; // seconds; caps the client's request
   bool retain_available = true;
+  uint64_t max_disk_bytes = 0;              // store-wide limit on disk use; 0 = none
 };
 
 }  // namespace gannet::handlers

@@ -91,6 +91,10 @@ absl::Status handleConnect(Client& client, codec::ConnectPacket&& p) {
     s = nullptr;
   }
   const bool session_present = s != nullptr;
+  if (!session_present && sessionExpiry(p, config) > 0 && ctx.storeFull()) {
+    // A new persistent session would add durable state to a store over its limit.
+    return refuse(client, p, ReasonCode::kQuotaExceeded, "store over its disk limit");
+  }
   if (s == nullptr) s = &ctx.createSession(p.client_id);
   // §3.1.3.2.2: reconnecting before the will delay passed cancels the old will.
   s->will_due_ms = 0;

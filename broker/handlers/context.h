@@ -80,6 +80,10 @@ class BrokerContext {
   // that write a connection's output before the end of the iteration (a close
   // flushes at once), so that they keep the same ordering.
   virtual void commitDurable() = 0;
+  // True while the store is over --max_disk_bytes: what would add durable state
+  // (a retained QoS >= 1 publish, a new persistent session) is refused with 0x97
+  // (quota exceeded) instead. Checked about once a second.
+  virtual bool storeFull() const = 0;
 };
 
 }  // namespace gannet::handlers

@@ -73,6 +73,17 @@ absl::Status handlePublish(Client& client, codec::PublishPacket&& p) {
     // MQTT 5 §3.3.1.3: RETAIN set when Retain Available is 0.
     return codec::codecError(ReasonCode::kRetainNotSupported, "retain is not available");
   }
+  if (p.qos > 0 && p.retain && ctx.storeFull()) {
+    // The store is over --max_disk_bytes: refuse what would grow it (§3.4.2.1
+    // 0x97 Quota exceeded). 3.1.1 acks carry no reason: close instead, so the
+    // client keeps the message and resends it later; never a false PUBACK.
+    if (!client.isV5()) {
+      return codec::codecError(ReasonCode::kQuotaExceeded, "store over its disk limit");
+    }
+    sendAck(client, p.qos == 1 ? codec::PacketType::kPuback : codec::PacketType::kPubrec,
+            p.packet_id, ReasonCode::kQuotaExceeded, "store over its disk limit");
+    return absl::OkStatus();
+  }
   if (p.qos == 2 && s.awaiting_pubrel.contains(p.packet_id)) {
     // §4.3.3: a resent PUBLISH whose PUBREC we already sent: acknowledge again,
     // deliver nothing (exactly once).

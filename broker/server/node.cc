@@ -269,6 +269,23 @@ NodeTotals Node::totals() const {
   return t;
 }
 
+void Node::checkDiskUse(int64_t now_ms) {
+  const uint64_t limit = options_.broker.max_disk_bytes;
+  if (limit == 0 || store_ == nullptr || now_ms < next_disk_check_ms_) return;
+  next_disk_check_ms_ = now_ms + 1000;
+  const uint64_t used = store_->approximateDiskBytes();
+  const bool full = used > limit;
+  if (full != store_full_.exchange(full, std::memory_order_relaxed)) {
+    if (full) {
+      base::logger("node").warn(
+          "store uses {} bytes, over --max_disk_bytes={}: refusing retained QoS>=1 publishes "
+          "and new persistent sessions (0x97) until it shrinks", used, limit);
+    } else {
+      base::logger("node").info("store back under --max_disk_bytes ({} of {} bytes)", used, limit);
+    }
+  }
+}
+
 void Node::publishSys(Worker& w) {
   if (options_.sys_interval_s == 0) return;
   static thread_local int64_t next_ms = 0;  // only worker 0's thread calls this

@@ -85,6 +85,10 @@ class Node {
   int64_t startedAtMs() const { return started_ms_; }
 
   NodeTotals totals() const;
+  // Re-measures the store's disk use about once a second (worker 0's thread) and
+  // sets storeFull() when it is over --max_disk_bytes.
+  void checkDiskUse(int64_t now_ms);
+  bool storeFull() const { return store_full_.load(std::memory_order_relaxed); }
   // Publishes the $SYS/broker/... topics through `w` (called on worker 0's thread).
   void publishSys(Worker& w);
 
@@ -108,6 +112,8 @@ class Node {
   std::optional<uint16_t> metrics_port_;
   int64_t started_ms_ = 0;
   int lock_fd_ = -1;
+  std::atomic<bool> store_full_{false};
+  int64_t next_disk_check_ms_ = 0;  // worker 0's thread only
   std::shared_ptr<MetricsCollector> metrics_;
   std::unique_ptr<prometheus::Exposer> exposer_;
 };

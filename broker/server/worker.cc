@@ -195,6 +195,8 @@ void Worker::endSession(session::Session& s) {
   sessions_.erase(s.id());  // destroys `s`
 }
 
+bool Worker::storeFull() const { return node_.storeFull(); }
+
 std::string Worker::assignClientId() {
   // Unique per node: node id, worker, a per-worker counter and the start time.
   return absl::StrCat("gannet-", node_.options().node_id, "-", index_, "-",
@@ -254,7 +256,10 @@ void Worker::onTick() {
     if (s->expires_at_ms != 0 && now >= s->expires_at_ms) expired.push_back(s.get());
   }
   for (session::Session* s : expired) endSession(*s);
-  if (index_ == 0) node_.publishSys(*this);
+  if (index_ == 0) {
+    node_.checkDiskUse(now);
+    node_.publishSys(*this);
+  }
 }
 
 // --- durable state ---

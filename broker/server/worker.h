@@ -70,6 +70,7 @@ class Worker : public handlers::BrokerContext {
   void endSession(session::Session& session) override;
   void migrate(handlers::Client& client, uint32_t worker) override;
   std::string assignClientId() override;
+  bool storeFull() const override;
   void clientClosed(handlers::Client& client) override;
   void persistSession(session::Session& session) override;
   void persistSubscription(const session::Session& session, const std::string& filter,

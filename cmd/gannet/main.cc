@@ -48,6 +48,9 @@ ABSL_FLAG(uint64_t, max_connection_buffer_bytes, 1048576,
 ABSL_FLAG(uint32_t, topic_alias_maximum, 10, "Topic aliases an MQTT 5 client may use toward us");
 ABSL_FLAG(uint32_t, max_keepalive, 65535, "Longest keep-alive allowed, in seconds");
 ABSL_FLAG(bool, retain_available, true, "Accept retained messages");
+ABSL_FLAG(uint64_t, max_disk_bytes, 0,
+          "Store-wide limit on the disk use of --data_dir/store; over it, retained QoS>=1 "
+          "publishes and new persistent sessions are refused (0x97); 0: no limit");
 
 namespace {
 
@@ -169,6 +172,7 @@ gannet::server::NodeOptions optionsFromFlags() {
   b.max_keepalive =
       checkedRange<uint16_t>("max_keepalive", absl::GetFlag(FLAGS_max_keepalive), 1, 65535);
   b.retain_available = absl::GetFlag(FLAGS_retain_available);
+  b.max_disk_bytes = absl::GetFlag(FLAGS_max_disk_bytes);
   return o;
 }
 

@@ -56,6 +56,8 @@ class FakeContext : public BrokerContext {
   void persistRetained(const router::MessagePtr&) override {}
   void forgetRetained(const std::string&) override {}
   void commitDurable() override {}
+  bool storeFull() const override { return store_full; }
+  bool store_full = false;
 
  private:
   router::TopicRouter router_;
