@@ -2,6 +2,8 @@
 
 #include "broker/router/topic_router.h"
 
+#include "broker/codec/decoder.h"
+
 #include <algorithm>
 #include <utility>
 
@@ -48,22 +50,9 @@ class LevelReader {
 
 bool startsWithDollar(std::string_view topic) { return !topic.empty() && topic[0] == '$'; }
 
-// The same rules as codec::isValidTopicFilter (§4.7.1, §4.7.3). Kept here so that
-// the router does not link the codec for one function.
+// A plain (non-shared) filter: the codec's rules (§4.7.1, §4.7.3), and no NUL.
 bool isValidPlainFilter(std::string_view filter) {
-  if (filter.empty() || filter.find('\0') != std::string_view::npos) return false;
-  LevelReader reader(filter);
-  std::string_view level;
-  bool after_hash = false;
-  while (reader.next(level)) {
-    if (after_hash) return false;  // '#' must be the last level
-    if (level == "#") {
-      after_hash = true;
-    } else if (level != "+" && level.find_first_of("+#") != std::string_view::npos) {
-      return false;  // a wildcard must occupy a whole level
-    }
-  }
-  return true;
+  return filter.find('\0') == std::string_view::npos && codec::isValidTopicFilter(filter);
 }
 
 // One subscription at a trie node, packed to 24 bytes: one destination and its options.
