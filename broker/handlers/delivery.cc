@@ -101,6 +101,18 @@ void sendInflight(Client& c, session::Session& s, session::OutboundMessage&& out
 
 }  // namespace
 
+session::OutboundMessage outboundFor(const router::MessagePtr& message,
+                                     const router::Delivery& d) {
+  session::OutboundMessage out;
+  out.message = message;
+  out.qos = std::min(message->qos, d.qos);
+  // MQTT 5 §3.3.1.3 / 3.1.1 §3.3.1.3: RETAIN is cleared on normal delivery
+  // unless the subscription asked for Retain As Published.
+  out.retain = d.retain_as_published && message->retain;
+  out.subscription_ids.assign(d.subscription_ids.begin(), d.subscription_ids.end());
+  return out;
+}
+
 void deliver(BrokerContext& ctx, session::Session& s, session::OutboundMessage&& out) {
   if (expired(*out.message, ctx.now())) {
     ctx.stats().drop(DropReason::kExpired);
@@ -185,6 +197,30 @@ void resendInflight(Client& c) {
   pumpQueue(c);
 }
 
+std::shared_ptr<const codec::Properties> passThroughProperties(codec::Properties& in) {
+  if (!in.payload_format_indicator && !in.content_type && !in.response_topic &&
+      !in.correlation_data && in.user_properties.empty()) {
+    return nullptr;
+  }
+  auto out = std::make_shared<codec::Properties>();
+  out->payload_format_indicator = in.payload_format_indicator;
+  out->content_type = std::move(in.content_type);
+  out->response_topic = std::move(in.response_topic);
+  out->correlation_data = std::move(in.correlation_data);
+  out->user_properties = std::move(in.user_properties);
+  return out;
+}
+
+void storeRetained(BrokerContext& ctx, const router::MessagePtr& m) {
+  if (m->payload.empty()) {
+    ctx.retained().clear(m->topic);
+    ctx.forgetRetained(m->topic);
+  } else {
+    ctx.retained().set(m);
+    ctx.persistRetained(m);
+  }
+}
+
 void publishWill(BrokerContext& ctx, const codec::Will& will, uint64_t session_id) {
   auto m = std::make_shared<router::Message>();
   m->topic = will.topic;
@@ -192,29 +228,12 @@ void publishWill(BrokerContext& ctx, const codec::Will& will, uint64_t session_i
   m->qos = will.qos;
   m->retain = will.retain;
   m->publisher_session_id = session_id;
-  const codec::Properties& p = will.properties;
-  if (p.message_expiry_interval) {
-    m->expiry_deadline_ms = ctx.now() + int64_t{*p.message_expiry_interval} * 1000;
+  if (will.properties.message_expiry_interval) {
+    m->expiry_deadline_ms = ctx.now() + int64_t{*will.properties.message_expiry_interval} * 1000;
   }
-  if (p.payload_format_indicator || p.content_type || p.response_topic || p.correlation_data ||
-      !p.user_properties.empty()) {
-    auto props = std::make_shared<codec::Properties>();
-    props->payload_format_indicator = p.payload_format_indicator;
-    props->content_type = p.content_type;
-    props->response_topic = p.response_topic;
-    props->correlation_data = p.correlation_data;
-    props->user_properties = p.user_properties;
-    m->properties = std::move(props);
-  }
-  if (m->retain && ctx.config().retain_available) {
-    if (m->payload.empty()) {
-      ctx.retained().clear(m->topic);
-      ctx.forgetRetained(m->topic);
-    } else {
-      ctx.retained().set(m);
-      ctx.persistRetained(m);
-    }
-  }
+  codec::Properties props = will.properties;  // wills are rare: a copy is fine
+  m->properties = passThroughProperties(props);
+  if (m->retain && ctx.config().retain_available) storeRetained(ctx, m);
   ctx.publish(m);
 }
 

@@ -9,6 +9,11 @@
 
 namespace gannet::handlers {
 
+// What one matched delivery of `message` sends: the QoS granted (the lower of the
+// message's and the subscription's), the RETAIN flag (cleared unless Retain As
+// Published, §3.3.1.3) and the subscription identifiers.
+session::OutboundMessage outboundFor(const router::MessagePtr& message,
+                                     const router::Delivery& delivery);
 // Delivers `out` to `session` (which lives on this worker).
 void deliver(BrokerContext& ctx, session::Session& session, session::OutboundMessage&& out);
 // Sends queued messages while the window and the output bound allow.
@@ -16,6 +21,13 @@ void pumpQueue(Client& client);
 // After a reconnect to an existing session (§4.4): resends unacknowledged
 // PUBLISHes with DUP set and PUBRELs, in their original order, then the queue.
 void resendInflight(Client& client);
+// The properties that travel with a message to its subscribers (payload format,
+// content type, response topic, correlation data, user properties), moved out of
+// `in`; null when there are none, so 3.1.1 traffic does not pay for them.
+std::shared_ptr<const codec::Properties> passThroughProperties(codec::Properties& in);
+// §3.3.1.3: stores a retained message for its topic (an empty payload clears the
+// topic), in memory and in the iteration's durable changes.
+void storeRetained(BrokerContext& ctx, const router::MessagePtr& message);
 // Builds the message a will publishes and routes it.
 void publishWill(BrokerContext& ctx, const codec::Will& will, uint64_t session_id);
 

@@ -1,4 +1,5 @@
 #include "broker/codec/errors.h"
+#include "broker/handlers/delivery.h"
 #include "broker/handlers/handlers.h"
 
 namespace gannet::handlers {
@@ -29,21 +30,6 @@ absl::Status resolveAlias(Client& client, codec::PublishPacket& p) {
     table[alias - 1] = p.topic;
   }
   return absl::OkStatus();
-}
-
-// Keeps only the properties that travel with the message to subscribers.
-std::shared_ptr<const codec::Properties> passThrough(codec::Properties& in) {
-  if (!in.payload_format_indicator && !in.content_type && !in.response_topic &&
-      !in.correlation_data && in.user_properties.empty()) {
-    return nullptr;
-  }
-  auto out = std::make_shared<codec::Properties>();
-  out->payload_format_indicator = in.payload_format_indicator;
-  out->content_type = std::move(in.content_type);
-  out->response_topic = std::move(in.response_topic);
-  out->correlation_data = std::move(in.correlation_data);
-  out->user_properties = std::move(in.user_properties);
-  return out;
 }
 
 void sendAck(Client& client, codec::PacketType type, uint16_t packet_id, ReasonCode rc,
@@ -118,18 +104,9 @@ absl::Status handlePublish(Client& client, codec::PublishPacket&& p) {
   if (p.properties.message_expiry_interval) {
     m->expiry_deadline_ms = ctx.now() + int64_t{*p.properties.message_expiry_interval} * 1000;
   }
-  m->properties = passThrough(p.properties);
+  m->properties = passThroughProperties(p.properties);
 
-  if (m->retain) {
-    // §3.3.1.3: a retained message replaces the topic's one; an empty payload clears it.
-    if (m->payload.empty()) {
-      ctx.retained().clear(m->topic);
-      ctx.forgetRetained(m->topic);
-    } else {
-      ctx.retained().set(m);
-      ctx.persistRetained(m);
-    }
-  }
+  if (m->retain) storeRetained(ctx, m);
   size_t deliveries = ctx.match(m);
   if (deliveries == 0) ctx.stats().drop(DropReason::kNoSubscribers);
 

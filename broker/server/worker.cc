@@ -107,13 +107,7 @@ size_t Worker::match(const router::MessagePtr& message) {
 
 void Worker::deliverMatched(const router::MessagePtr& message) {
   for (router::Delivery& d : match_scratch_) {
-    session::OutboundMessage out;
-    out.message = message;
-    out.qos = std::min(message->qos, d.qos);
-    // MQTT 5 §3.3.1.3 / 3.1.1 §3.3.1.3: RETAIN is cleared on normal delivery
-    // unless the subscription asked for Retain As Published.
-    out.retain = d.retain_as_published && message->retain;
-    out.subscription_ids.assign(d.subscription_ids.begin(), d.subscription_ids.end());
+    session::OutboundMessage out = handlers::outboundFor(message, d);
     if (d.destination.worker == index_) {
       deliverLocal(d.destination.session_id, std::move(out));
     } else if (d.destination.worker < outgoing_.size()) {

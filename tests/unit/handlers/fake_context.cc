@@ -25,12 +25,7 @@ void FakeContext::deliverMatched(const router::MessagePtr& message) {
       if (s->id() == d.destination.session_id) target = s.get();
     }
     if (target == nullptr) continue;  // the session ended meanwhile
-    session::OutboundMessage out;
-    out.message = message;
-    out.qos = std::min(message->qos, d.qos);
-    out.retain = d.retain_as_published && message->retain;
-    out.subscription_ids.assign(d.subscription_ids.begin(), d.subscription_ids.end());
-    deliver(*this, *target, std::move(out));
+    deliver(*this, *target, outboundFor(message, d));
   }
 }
 
