@@ -66,7 +66,7 @@ class BrokerContext {
   // out before the state it reports is in the store's WAL). Only sessions that
   // outlive their connection (expiry_interval > 0) touch the disk: the worker
   // ignores the calls for the others, and forgets a stored session whose expiry
-  // dropped to 0. On the message path only a retained publish records anything.
+  // dropped to 0. On the message path, see "the durable QoS >= 1 message path" below.
   //
   // The session's own facts changed (connected, disconnected, expiry, will).
   virtual void persistSession(session::Session& session) = 0;
@@ -76,6 +76,44 @@ class BrokerContext {
   // Retained messages are node-wide; any worker records the ones it sets or clears.
   virtual void persistRetained(const router::MessagePtr& message) = 0;
   virtual void forgetRetained(const std::string& topic) = 0;
+
+  // --- the durable QoS >= 1 message path (docs/storage.md) ---
+  // A QoS >= 1 message matched a persistent session: it is stored once, with a
+  // queue entry per such session, in the publisher's batch; the PUBACK / PUBREC
+  // waits for that batch. The subscriber's worker then moves an entry to an
+  // inflight record when it sends the message, and deletes it (and the message
+  // with its last reference) when the flow completes or the message is dropped.
+  enum class Durability : uint8_t {
+    kNone,     // nothing was written: acknowledge now
+    kStored,   // written: acknowledge with ackAfterCommit()
+    kRefused,  // the store is over --max_disk_bytes: nothing written, answer 0x97
+  };
+  // After match(): records `message` and a queue entry for every matched durable
+  // session (the deliveries of deliverMatched() then carry the stored id), and
+  // for QoS 2 from a persistent `publisher` session `packet_id` as awaiting PUBREL.
+  virtual Durability persistMatched(const router::MessagePtr& message,
+                                    session::Session& publisher, uint16_t packet_id) = 0;
+  // Drops the deliveries found by the last match() without making them.
+  virtual void discardMatched() = 0;
+  // Sends `ack` (the PUBACK / PUBREC of a publish) once this iteration's batch is
+  // committed. If the commit fails, an MQTT 5 client gets the ack with 0x97
+  // (disk full) or 0x80 instead, and a 3.1.1 connection is closed: never a
+  // false acknowledgement.
+  virtual void ackAfterCommit(Client& client, const codec::PubAckPacket& ack) = 0;
+  // A delivery was sent (its queue entry becomes an inflight record), or a QoS 2
+  // one got its PUBREC (the record keeps only the packet id; the message is released).
+  virtual void persistInflight(session::Session& session, uint16_t packet_id,
+                               session::InflightMessage& in) = 0;
+  // An inflight message completed or was dropped: its record and reference go.
+  virtual void forgetInflight(session::Session& session, uint16_t packet_id,
+                              session::InflightMessage& in) = 0;
+  // A queued message was dropped (queue full, expired): its entry and reference go.
+  virtual void forgetQueued(session::Session& session, session::OutboundMessage& out) = 0;
+  // Inbound QoS 2 packet ids PUBREC'd and awaiting PUBREL.
+  virtual void forgetAwaitingPubrel(session::Session& session, uint16_t packet_id) = 0;
+  // Reads the next chunk of a restored session's disk backlog into session.backlog.
+  virtual void refillBacklog(session::Session& session) = 0;
+
   // Commits what was recorded so far in this iteration, now. For the rare paths
   // that write a connection's output before the end of the iteration (a close
   // flushes at once), so that they keep the same ordering.

@@ -66,21 +66,27 @@ bool writeToClient(Client& c, const session::OutboundMessage& out, uint16_t pack
 
 // Queues `out` within --max_queued_messages / --max_queued_bytes, applying the
 // overflow policy when the session's queue is full. Every dropped message is
-// counted as queue_full.
+// counted as queue_full (and its durable entry deleted).
 void enqueueBounded(BrokerContext& ctx, session::Session& s, session::OutboundMessage&& out) {
   const BrokerConfig& cfg = ctx.config();
   const size_t size = out.message->topic.size() + out.message->payload.size();
   auto full = [&] {
-    return s.queue.size() >= cfg.max_queued_messages ||
+    return s.queuedCount() >= cfg.max_queued_messages ||
            (cfg.max_queued_bytes != 0 && s.queued_bytes + size > cfg.max_queued_bytes);
   };
   if (cfg.queue_overflow == BrokerConfig::QueueOverflow::kDropOldest) {
-    while (full() && !s.queue.empty()) {
-      s.dequeue();
+    while (full() && s.hasQueued()) {
+      if (!s.hasQueuedInMemory()) {
+        ctx.refillBacklog(s);
+        if (!s.hasQueuedInMemory()) break;  // the backlog could not be read
+      }
+      session::OutboundMessage old = s.dequeue();
+      ctx.forgetQueued(s, old);
       ctx.stats().drop(DropReason::kQueueFull);
     }
   }
   if (full()) {  // refuse-newest, or one message larger than the byte bound itself
+    ctx.forgetQueued(s, out);
     ctx.stats().drop(DropReason::kQueueFull);
     return;
   }
@@ -93,10 +99,14 @@ void sendInflight(Client& c, session::Session& s, session::OutboundMessage&& out
     s.enqueue(std::move(out));
     return;
   }
-  if (!writeToClient(c, out, pid, /*dup=*/false)) return;
+  if (!writeToClient(c, out, pid, /*dup=*/false)) {
+    c.ctx().forgetQueued(s, out);  // over the client's Maximum Packet Size: dropped
+    return;
+  }
   session::InflightMessage& in = s.inflight[pid];
   in.out = std::move(out);
   in.sequence = s.next_sequence++;
+  c.ctx().persistInflight(s, pid, in);
 }
 
 }  // namespace
@@ -115,6 +125,7 @@ session::OutboundMessage outboundFor(const router::MessagePtr& message,
 
 void deliver(BrokerContext& ctx, session::Session& s, session::OutboundMessage&& out) {
   if (expired(*out.message, ctx.now())) {
+    ctx.forgetQueued(s, out);
     ctx.stats().drop(DropReason::kExpired);
     return;
   }
@@ -129,7 +140,7 @@ void deliver(BrokerContext& ctx, session::Session& s, session::OutboundMessage&&
     }
     return;
   }
-  if (c != nullptr && s.queue.empty() && s.resend_pending == 0 &&
+  if (c != nullptr && !s.hasQueued() && s.resend_pending == 0 &&
       s.onWire() < c->send_window &&
       !c->connection().outputFull()) {
     sendInflight(*c, s, std::move(out));
@@ -154,6 +165,7 @@ void resendPending(Client& c, session::Session& s) {
     } else if (!writeToClient(c, in.out, pid, /*dup=*/true)) {
       // Over this connection's Maximum Packet Size: discarded as if sent
       // (MQTT 5 §3.1.2.11.4). No ack can ever come; it must not hold a window slot.
+      c.ctx().forgetInflight(s, pid, in);
       s.inflight.erase(it);
     }
   }
@@ -169,10 +181,15 @@ void pumpQueue(Client& c) {
   BrokerContext& ctx = c.ctx();
   resendPending(c, *s);
   if (s->resend_pending > 0) return;  // older messages first (§4.6 ordering)
-  while (!s->queue.empty() && s->onWire() < c.send_window &&
+  while (s->hasQueued() && s->onWire() < c.send_window &&
          !c.connection().outputFull() && !c.connection().closed()) {
+    if (!s->hasQueuedInMemory()) {
+      ctx.refillBacklog(*s);
+      if (!s->hasQueuedInMemory()) break;  // the backlog could not be read now
+    }
     session::OutboundMessage out = s->dequeue();
     if (expired(*out.message, ctx.now())) {
+      ctx.forgetQueued(*s, out);
       ctx.stats().drop(DropReason::kExpired);
       continue;
     }

@@ -32,6 +32,7 @@ absl::Status onOutboundAck(Client& client, session::Session& s, const codec::Pub
   switch (p.type) {
     case PacketType::kPuback:
       if (in.out.qos != 1) return codec::protocolError("PUBACK for a QoS 2 message");
+      client.ctx().forgetInflight(s, p.packet_id, in);
       s.inflight.erase(it);
       break;
     case PacketType::kPubrec:
@@ -41,16 +42,20 @@ absl::Status onOutboundAck(Client& client, session::Session& s, const codec::Pub
         return absl::OkStatus();
       }
       if (failed) {
-        s.inflight.erase(it);  // MQTT 5: the receiver refused it; the flow ends here
+        // MQTT 5: the receiver refused it; the flow ends here.
+        client.ctx().forgetInflight(s, p.packet_id, in);
+        s.inflight.erase(it);
         break;
       }
       in.pubrec_received = true;
+      client.ctx().persistInflight(s, p.packet_id, in);
       in.out.message.reset();  // only the packet id matters from now on
       client.send(codec::PubAckPacket{PacketType::kPubrel, p.packet_id, ReasonCode::kSuccess, {}});
       return absl::OkStatus();
     case PacketType::kPubcomp:
       if (in.out.qos != 2) return codec::protocolError("PUBCOMP for a QoS 1 message");
       if (!in.pubrec_received) return codec::protocolError("PUBCOMP before PUBREC");
+      client.ctx().forgetInflight(s, p.packet_id, in);
       s.inflight.erase(it);
       break;
     default:
@@ -68,7 +73,7 @@ absl::Status handlePubAck(Client& client, codec::PubAckPacket&& p) {
     // The receiver side of QoS 2: release the packet id, complete the flow.
     // An unknown id is answered with Success too (as Mosquitto does): the PUBREL
     // of a flow whose PUBCOMP was lost is resent after a reconnect (§4.4).
-    s.awaiting_pubrel.erase(p.packet_id);
+    if (s.awaiting_pubrel.erase(p.packet_id) > 0) client.ctx().forgetAwaitingPubrel(s, p.packet_id);
     client.send(codec::PubAckPacket{PacketType::kPubcomp, p.packet_id, ReasonCode::kSuccess, {}});
     return absl::OkStatus();
   }

@@ -33,13 +33,19 @@ absl::Status resolveAlias(Client& client, codec::PublishPacket& p) {
 }
 
 void sendAck(Client& client, codec::PacketType type, uint16_t packet_id, ReasonCode rc,
-             std::string_view reason = {}) {
+             std::string_view reason = {}, bool after_commit = false) {
   codec::PubAckPacket ack{type, packet_id, rc, {}};
   // MQTT 5 §3.1.2.11.7: a Reason String only when the client did not opt out.
   if (!reason.empty() && client.isV5() && client.request_problem_information) {
     ack.properties.reason_string = std::string(reason);
   }
-  client.send(ack);
+  // §4.6: acks go out in the order of the PUBLISHes; once one waits for the
+  // commit, the later ones of this iteration wait behind it.
+  if (after_commit || client.acks_held) {
+    client.ctx().ackAfterCommit(client, ack);
+  } else {
+    client.send(ack);
+  }
 }
 
 }  // namespace
@@ -106,20 +112,37 @@ absl::Status handlePublish(Client& client, codec::PublishPacket&& p) {
   }
   m->properties = passThroughProperties(p.properties);
 
-  if (m->retain) storeRetained(ctx, m);
   size_t deliveries = ctx.match(m);
+  using Durability = BrokerContext::Durability;
+  const Durability durability =
+      p.qos > 0 ? ctx.persistMatched(m, s, p.packet_id) : Durability::kNone;
+  const codec::PacketType ack_type =
+      p.qos == 1 ? codec::PacketType::kPuback : codec::PacketType::kPubrec;
+  if (durability == Durability::kRefused) {
+    // The store is over --max_disk_bytes: delivered to nobody, refused (0x97), so
+    // that the client keeps it and retries; 3.1.1 acks carry no reason: close.
+    ctx.discardMatched();
+    if (!client.isV5()) {
+      return codec::codecError(ReasonCode::kQuotaExceeded, "store over its disk limit");
+    }
+    sendAck(client, ack_type, p.packet_id, ReasonCode::kQuotaExceeded, "store over its disk limit");
+    return absl::OkStatus();
+  }
+  if (m->retain) storeRetained(ctx, m);
   if (deliveries == 0) ctx.stats().drop(DropReason::kNoSubscribers);
 
   // MQTT 5 §3.4.2.1: 0x10 "No matching subscribers" is a success code.
   ReasonCode rc = deliveries == 0 && client.isV5() ? ReasonCode::kNoMatchingSubscribers
                                                    : ReasonCode::kSuccess;
-  if (p.qos == 1) {
-    sendAck(client, codec::PacketType::kPuback, p.packet_id, rc);
-  } else if (p.qos == 2) {
-    s.awaiting_pubrel.insert(p.packet_id);
-    sendAck(client, codec::PacketType::kPubrec, p.packet_id, rc);
+  if (p.qos > 0) {
+    if (p.qos == 2) s.awaiting_pubrel.insert(p.packet_id);
+    // What this publish made durable for persistent sessions (queue entries, the
+    // awaiting-PUBREL id) is acknowledged only once it is committed. (A retained
+    // message alone is committed at the end of the iteration too, before output
+    // is written; its ack keeps its place ahead of the deliveries below.)
+    sendAck(client, ack_type, p.packet_id, rc, {}, durability == Durability::kStored);
   }
-  // After the ack, so a client subscribed to its own topic sees the ack first.
+  // After an ack sent at once, so a client subscribed to its own topic sees it first.
   ctx.deliverMatched(m);
   return absl::OkStatus();
 }

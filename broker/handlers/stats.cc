@@ -10,6 +10,7 @@ const char* dropReasonName(DropReason r) {
     case DropReason::kTooLarge: return "too_large";
     case DropReason::kNoSubscribers: return "no_subscribers";
     case DropReason::kOffline: return "offline_qos0";
+    case DropReason::kStoreMissing: return "store_missing";
     case DropReason::kCount: break;
   }
   return "unknown";

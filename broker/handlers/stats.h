@@ -15,6 +15,7 @@ enum class DropReason : uint8_t {
   kTooLarge,         // over the client's Maximum Packet Size
   kNoSubscribers,    // published to a topic nobody subscribes to
   kOffline,          // QoS 0 for an offline session
+  kStoreMissing,     // a stored queue entry whose message record is gone
   kCount,
 };
 const char* dropReasonName(DropReason r);
@@ -37,6 +38,11 @@ struct WorkerStats {
   Counter protocol_errors;          // connections closed for malformed input / protocol errors
   Counter sessions_current_inc;
   Counter sessions_current_dec;
+  // The store (durable QoS >= 1 path, persistent sessions, retained messages).
+  Counter store_commits;            // batches committed (one per iteration with changes)
+  Counter store_commit_failures;
+  Counter messages_stored;          // QoS >= 1 messages written for persistent sessions
+  Counter publishes_failed_store;   // acks turned into 0x97/0x80 or a close by a failed commit
 
   void drop(DropReason r) { dropped[static_cast<int>(r)].add(); }
 };

@@ -51,6 +51,7 @@ absl::Status handleSubscribe(Client& client, codec::SubscribePacket&& p) {
     opts.retain_as_published = r.retain_as_published;
     opts.retain_handling = r.retain_handling;
     opts.subscription_id = sub_id;
+    opts.durable = s.stored;
     const bool is_new = ctx.router().subscribe(r.filter, dest, opts);
     s.subscriptions[r.filter] = opts;
     ctx.persistSubscription(s, r.filter, opts);

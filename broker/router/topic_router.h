@@ -36,6 +36,10 @@ struct SubscriptionOptions {
   bool retain_as_published = false;
   uint8_t retain_handling = 0;
   uint32_t subscription_id = 0;  // 0 = none
+  // Not MQTT: the destination's session outlives its connection and is in the
+  // node's store, so QoS >= 1 deliveries to it are written to disk before the
+  // publisher is acknowledged. Kept up to date by the session's owner.
+  bool durable = false;
   bool operator==(const SubscriptionOptions&) const = default;
 };
 
@@ -46,6 +50,7 @@ struct Delivery {
   bool retain_as_published = false;  // true when any matching subscription asks for it
   absl::InlinedVector<uint32_t, 2> subscription_ids;  // of every matching subscription
   bool shared = false;               // from a $share group
+  bool durable = false;              // the destination is durable (SubscriptionOptions)
 };
 
 class TopicRouter {

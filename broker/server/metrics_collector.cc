@@ -89,6 +89,16 @@ std::vector<MetricFamily> MetricsCollector::Collect() const {
   single("gannet_protocol_errors_total",
          "Connections closed for malformed packets or protocol errors", MetricType::Counter,
          d(t.protocol_errors));
+  single("gannet_store_commits_total", "Batches committed to the store (one per loop iteration with changes)",
+         MetricType::Counter, d(t.store_commits));
+  single("gannet_store_commit_failures_total", "Store commits that failed (disk full, I/O error)",
+         MetricType::Counter, d(t.store_commit_failures));
+  single("gannet_messages_stored_total",
+         "QoS >= 1 messages written to the store for persistent sessions (once each)",
+         MetricType::Counter, d(t.messages_stored));
+  single("gannet_publishes_failed_store_total",
+         "QoS >= 1 publishes answered 0x97/0x80 or closed because their commit failed",
+         MetricType::Counter, d(t.publishes_failed_store));
   single("gannet_subscriptions", "Subscriptions in the router (shared included)",
          MetricType::Gauge, d(node_.router().subscriptionCount()));
   single("gannet_retained_messages", "Retained messages held", MetricType::Gauge,

@@ -13,6 +13,7 @@
 #include <prometheus/exposer.h>
 
 #include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_cat.h"
 #include "base/clock.h"
 #include "base/logging.h"
@@ -106,11 +107,22 @@ namespace {
 
 // Collects what the store holds; Node::loadStore() then places it.
 struct Loaded : storage::LoadVisitor {
+  struct Inflight {
+    uint16_t packet_id;
+    records::InflightRecord record;
+    std::optional<records::MessageRecord> message;
+  };
+  records::MetaRecord meta;
   std::vector<records::SessionRecord> sessions;
   absl::flat_hash_map<std::string, std::vector<std::pair<std::string, records::SubscriptionRecord>>>
       subscriptions;
+  absl::flat_hash_map<std::string, std::vector<Inflight>> inflight;
+  absl::flat_hash_map<std::string, std::vector<uint16_t>> awaiting_pubrel;
+  absl::flat_hash_map<std::string, storage::QueueSummary> queues;
+  absl::flat_hash_map<uint64_t, uint32_t> references;
   std::vector<records::MessageRecord> retained;
 
+  void onMeta(records::MetaRecord m) override { meta = std::move(m); }
   void onSession(records::SessionRecord session) override {
     sessions.push_back(std::move(session));
   }
@@ -118,11 +130,54 @@ struct Loaded : storage::LoadVisitor {
                       records::SubscriptionRecord subscription) override {
     subscriptions[std::string(client_id)].emplace_back(std::string(filter), std::move(subscription));
   }
+  void onInflight(std::string_view client_id, uint16_t packet_id, records::InflightRecord record,
+                  const records::MessageRecord* message) override {
+    Inflight in{packet_id, std::move(record), std::nullopt};
+    if (message != nullptr) in.message = *message;
+    inflight[std::string(client_id)].push_back(std::move(in));
+  }
+  void onAwaitingPubrel(std::string_view client_id, uint16_t packet_id) override {
+    awaiting_pubrel[std::string(client_id)].push_back(packet_id);
+  }
   void onRetained(std::string_view topic, records::MessageRecord message) override {
     if (message.topic().empty()) message.set_topic(std::string(topic));
     retained.push_back(std::move(message));
   }
+  void onQueue(std::string_view client_id, const storage::QueueSummary& summary) override {
+    queues[std::string(client_id)] = summary;
+  }
+  void onMessageReferences(uint64_t message_id, uint32_t references_count) override {
+    references[message_id] = references_count;
+  }
 };
+
+// The stored queue and inflight entries of a session that is not restored (it
+// expired while the node was down, or its record is gone): they are deleted with
+// the session, and the references they held are dropped from `loaded`.
+absl::Status dropStoredReferences(storage::SessionStore& store, const std::string& client_id,
+                                  Loaded& loaded) {
+  auto unref = [&](uint64_t id) {
+    auto it = loaded.references.find(id);
+    if (it != loaded.references.end() && it->second > 0) --it->second;
+  };
+  if (auto it = loaded.inflight.find(client_id); it != loaded.inflight.end()) {
+    for (const auto& in : it->second) {
+      if (in.record.body_case() == records::InflightRecord::kMessageId) unref(in.record.message_id());
+    }
+    loaded.inflight.erase(it);
+  }
+  if (loaded.queues.erase(client_id) == 0) return absl::OkStatus();
+  uint64_t from = 0;
+  while (true) {
+    auto entries = store.readQueue(client_id, from, 1024);
+    if (!entries.ok()) return entries.status();
+    for (const storage::QueuedMessage& q : *entries) {
+      if (q.state != storage::QueuedMessage::State::kExpired) unref(q.entry.message_id());
+      from = q.sequence + 1;
+    }
+    if (entries->size() < 1024) return absl::OkStatus();
+  }
+}
 
 }  // namespace
 
@@ -130,11 +185,13 @@ absl::Status Node::loadStore() {
   Loaded loaded;
   auto stats = store_->load(loaded);
   if (!stats.ok()) return stats.status();
+  message_ids_ = std::make_unique<MessageIds>(store_.get(), loaded.meta);
   const Clocks clocks = Clocks::now();
   const int64_t now_wall = clocks.wall_ms;
   storage::WriteSet fixups;  // expired sessions deleted, crash-time sessions marked offline
   std::vector<codec::Will> orphan_wills;
-  size_t restored = 0, expired = 0, subscriptions = 0;
+  size_t restored = 0, expired = 0, subscriptions = 0, inflight = 0, queued = 0;
+  absl::flat_hash_set<std::string> restored_ids;
 
   for (records::SessionRecord& rec : loaded.sessions) {
     const std::string& client_id = rec.client_id();
@@ -160,12 +217,14 @@ absl::Status Node::loadStore() {
       // Expired while the node was down: gone with everything under it. A pending
       // will was due by then at the latest, so it goes out now.
       fixups.deleteSession(client_id);
+      RETURN_IF_ERROR(dropStoredReferences(*store_, client_id, loaded));
       if (will) orphan_wills.push_back(std::move(*will));
       ++expired;
       continue;
     }
     const uint32_t w = static_cast<uint32_t>(std::hash<std::string>{}(client_id) % workers_.size());
     session::Session& s = workers_[w]->createSession(client_id);
+    restored_ids.insert(client_id);
     s.version = static_cast<codec::ProtocolVersion>(rec.protocol_version());
     s.expiry_interval = expiry;
     s.expires_at_ms = expiry == session::kNeverExpires
@@ -180,16 +239,77 @@ absl::Status Node::loadStore() {
     if (auto it = loaded.subscriptions.find(client_id); it != loaded.subscriptions.end()) {
       for (auto& [filter, sub] : it->second) {
         router::SubscriptionOptions options = fromSubscriptionRecord(sub);
+        options.durable = true;
         router_.subscribe(filter, dest, options);
         s.subscriptions[filter] = options;
         ++subscriptions;
       }
     }
     s.stored = true;
+    durable_sessions_.add(s.id(), std::make_shared<const std::string>(client_id));
+    if (auto it = loaded.inflight.find(client_id); it != loaded.inflight.end()) {
+      for (Loaded::Inflight& li : it->second) {
+        const records::InflightRecord& r = li.record;
+        session::InflightMessage in;
+        in.out.qos = static_cast<uint8_t>(r.qos());
+        in.out.retain = r.retain();
+        for (uint32_t sid : r.subscription_ids()) in.out.subscription_ids.push_back(sid);
+        in.sequence = r.sequence();
+        in.pubrec_received = r.pubrec_received();
+        in.stored = true;
+        if (!in.pubrec_received) {
+          if (!li.message) {  // its message is gone: nothing to resend
+            fixups.deleteInflight(client_id, li.packet_id);
+            continue;
+          }
+          in.out.message = fromMessageRecord(*li.message, clocks);
+          if (r.body_case() == records::InflightRecord::kMessageId) {
+            in.out.stored_id = r.message_id();
+            in.out.stored_shared = true;  // MessageRefs knows whether it really is
+          }
+        }
+        s.next_sequence = std::max(s.next_sequence, in.sequence + 1);
+        s.inflight.emplace(li.packet_id, std::move(in));
+        ++inflight;
+      }
+      loaded.inflight.erase(it);
+    }
+    if (auto it = loaded.awaiting_pubrel.find(client_id); it != loaded.awaiting_pubrel.end()) {
+      for (uint16_t pid : it->second) s.awaiting_pubrel.insert(pid);
+    }
+    if (auto it = loaded.queues.find(client_id); it != loaded.queues.end()) {
+      s.disk_backlog.next_sequence = it->second.first_sequence;
+      s.disk_backlog.count = it->second.count;
+      s.disk_backlog.bytes = it->second.bytes;
+      s.queued_bytes = it->second.bytes;
+      queued += it->second.count;
+      loaded.queues.erase(it);
+    }
     // Its expiry now counts from this restart: say so on disk, or a second crash
     // would count it from the next restart again.
     if (was_connected) fixups.putSession(toSessionRecord(s, clocks, now_wall));
     ++restored;
+  }
+
+  // Queues and inflight windows whose session record is gone (a crash between
+  // two workers' batches can leave some): delete them and their references.
+  // (Restored sessions' entries were taken out of `loaded` above.)
+  absl::flat_hash_set<std::string> strays;
+  for (const auto& [client_id, summary] : loaded.queues) strays.insert(client_id);
+  for (const auto& [client_id, entries] : loaded.inflight) strays.insert(client_id);
+  for (const auto& [client_id, ids] : loaded.awaiting_pubrel) {
+    if (!restored_ids.contains(client_id)) strays.insert(client_id);
+  }
+  for (const std::string& client_id : strays) {
+    RETURN_IF_ERROR(dropStoredReferences(*store_, client_id, loaded));
+    fixups.deleteSession(client_id);
+  }
+  for (const auto& [id, count] : loaded.references) {
+    if (count >= 2) {
+      message_refs_.set(id, count);
+    } else if (count == 0) {
+      fixups.deleteMessage(id);
+    }
   }
 
   size_t retained = 0;
@@ -210,8 +330,8 @@ absl::Status Node::loadStore() {
   }
   base::logger("node").info(
       "store {}/store: {} sessions restored ({} expired and deleted), {} subscriptions, {} "
-      "retained messages",
-      options_.data_dir, restored, expired, subscriptions, retained);
+      "inflight and {} queued messages, {} retained messages",
+      options_.data_dir, restored, expired, subscriptions, inflight, queued, retained);
   return absl::OkStatus();
 }
 
@@ -263,6 +383,10 @@ NodeTotals Node::totals() const {
       t.dropped[r] += s.dropped[r].get();
     }
     t.protocol_errors += s.protocol_errors.get();
+    t.store_commits += s.store_commits.get();
+    t.store_commit_failures += s.store_commit_failures.get();
+    t.messages_stored += s.messages_stored.get();
+    t.publishes_failed_store += s.publishes_failed_store.get();
   }
   t.connections_current = inc >= dec ? inc - dec : 0;
   t.sessions = sinc >= sdec ? sinc - sdec : 0;

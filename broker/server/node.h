@@ -17,6 +17,7 @@
 #include "broker/handlers/config.h"
 #include "broker/router/retained_index.h"
 #include "broker/router/topic_router.h"
+#include "broker/server/durable.h"
 #include "broker/server/session_registry.h"
 #include "broker/server/worker.h"
 #include "storage/session_store.h"
@@ -53,6 +54,10 @@ struct NodeTotals {
   uint64_t dropped[static_cast<int>(handlers::DropReason::kCount)] = {};
   uint64_t protocol_errors = 0;
   uint64_t sessions = 0;
+  uint64_t store_commits = 0;
+  uint64_t store_commit_failures = 0;
+  uint64_t messages_stored = 0;
+  uint64_t publishes_failed_store = 0;
 };
 
 class Node {
@@ -79,6 +84,10 @@ class Node {
   SessionRegistry& registry() { return registry_; }
   // The durable store; null before start(). Thread-safe (commit from any worker).
   storage::SessionStore* store() { return store_.get(); }
+  // The durable message path's shared bookkeeping (valid after start()).
+  MessageIds& messageIds() { return *message_ids_; }
+  MessageRefs& messageRefs() { return message_refs_; }
+  DurableSessions& durableSessions() { return durable_sessions_; }
   Worker& worker(uint32_t i) { return *workers_[i]; }
   uint32_t workerCount() const { return static_cast<uint32_t>(workers_.size()); }
   uint64_t nextSessionId() { return next_session_id_.fetch_add(1, std::memory_order_relaxed); }
@@ -106,6 +115,9 @@ class Node {
   SessionRegistry registry_;
   // Declared before the workers: they commit into it until they are destroyed.
   std::unique_ptr<storage::SessionStore> store_;
+  std::unique_ptr<MessageIds> message_ids_;
+  MessageRefs message_refs_;
+  DurableSessions durable_sessions_;
   std::vector<std::unique_ptr<Worker>> workers_;
   std::atomic<uint64_t> next_session_id_{1};
   uint16_t mqtt_port_ = 0;

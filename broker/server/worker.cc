@@ -101,26 +101,49 @@ void Worker::migrate(Client& client, uint32_t worker) { migrating_clients_.push_
 
 size_t Worker::match(const router::MessagePtr& message) {
   match_scratch_.clear();
+  match_stored_.clear();
   node_.router().match(message->topic, message->publisher_session_id, match_scratch_);
   return match_scratch_.size();
 }
 
 void Worker::deliverMatched(const router::MessagePtr& message) {
-  for (router::Delivery& d : match_scratch_) {
+  static const std::shared_ptr<const std::string> kNoClient;
+  for (size_t i = 0; i < match_scratch_.size(); ++i) {
+    router::Delivery& d = match_scratch_[i];
     session::OutboundMessage out = handlers::outboundFor(message, d);
+    const std::shared_ptr<const std::string>* client = &kNoClient;
+    if (i < match_stored_.size() && match_stored_[i].id != 0) {
+      out.stored_id = match_stored_[i].id;
+      out.stored_shared = match_stored_[i].shared;
+      client = &match_stored_[i].client_id;
+    }
     if (d.destination.worker == index_) {
-      deliverLocal(d.destination.session_id, std::move(out));
+      deliverLocal(d.destination.session_id, std::move(out), *client);
     } else if (d.destination.worker < outgoing_.size()) {
-      outgoing_[d.destination.worker].push_back({d.destination.session_id, std::move(out)});
+      outgoing_[d.destination.worker].push_back({d.destination.session_id, std::move(out), *client});
     }
   }
   match_scratch_.clear();
+  match_stored_.clear();
 }
 
-void Worker::deliverLocal(uint64_t session_id, session::OutboundMessage&& out) {
+void Worker::discardMatched() {
+  match_scratch_.clear();
+  match_stored_.clear();
+}
+
+void Worker::deliverLocal(uint64_t session_id, session::OutboundMessage&& out,
+                          const std::shared_ptr<const std::string>& client_id) {
   auto it = sessions_.find(session_id);
-  if (it == sessions_.end()) return;  // the session ended meanwhile
-  handlers::deliver(*this, *it->second, std::move(out));
+  session::Session* s = it == sessions_.end() ? nullptr : it->second.get();
+  if (out.stored_id != 0 && (s == nullptr || !s->stored)) {
+    // Its queue entry was written for a session that ended or left the store
+    // since: delete the entry; deliver in memory if the session is still here.
+    if (client_id) write_set_.deleteQueueEntry(*client_id, out.stored_id);
+    releaseMessage(out);
+  }
+  if (s == nullptr) return;
+  handlers::deliver(*this, *s, std::move(out));
 }
 
 void Worker::deliverBatch(std::vector<RemoteDelivery>&& batch) {
@@ -141,7 +164,7 @@ void Worker::drainInbox() {
     std::lock_guard lock(inbox_mu_);
     batch.swap(inbox_);
   }
-  for (auto& d : batch) deliverLocal(d.session_id, std::move(d.out));
+  for (auto& d : batch) deliverLocal(d.session_id, std::move(d.out), d.client_id);
 }
 
 uint32_t Worker::claimClientId(const std::string& client_id) {
@@ -168,10 +191,7 @@ session::Session& Worker::createSession(const std::string& client_id) {
 }
 
 void Worker::endSession(session::Session& s) {
-  if (s.stored) {
-    write_set_.deleteSession(s.clientId());  // with its subscriptions
-    s.stored = false;
-  }
+  if (s.stored) dropDurability(s, /*update_router=*/false);
   const router::Destination dest{s.id(), index_};
   for (const auto& [filter, opts] : s.subscriptions) node_.router().unsubscribe(filter, dest);
   if (s.will && s.will_due_ms != 0) {
@@ -263,10 +283,7 @@ void Worker::persistSession(session::Session& s) {
   if (s.expiry_interval == 0) {
     // A clean session, or a stored one whose new connection asked for expiry 0:
     // it ends with its connection and must not be found after a restart.
-    if (s.stored) {
-      write_set_.deleteSession(s.clientId());
-      s.stored = false;
-    }
+    if (s.stored) dropDurability(s, /*update_router=*/true);
     return;
   }
   const Clocks clocks{loop_.now(), Clocks::now().wall_ms};
@@ -286,7 +303,41 @@ void Worker::persistSession(session::Session& s) {
       write_set_.putSubscription(s.clientId(), filter, toSubscriptionRecord(options));
     }
     s.stored = true;
+    node_.durableSessions().add(s.id(), std::make_shared<const std::string>(s.clientId()));
+    setRouterDurable(s, true);
   }
+}
+
+void Worker::setRouterDurable(session::Session& s, bool durable) {
+  const router::Destination dest{s.id(), index_};
+  for (auto& [filter, options] : s.subscriptions) {
+    if (options.durable == durable) continue;
+    options.durable = durable;
+    node_.router().subscribe(filter, dest, options);
+  }
+}
+
+void Worker::dropDurability(session::Session& s, bool update_router) {
+  // What is still on disk only comes into memory first: a session that stays
+  // (in memory) keeps its messages; one that ends releases their references.
+  while (!s.disk_backlog.empty()) {
+    const uint64_t before = s.disk_backlog.count;
+    refillBacklog(s);
+    if (s.disk_backlog.count == before) break;  // unreadable: load() cleans up later
+  }
+  auto release_queue = [&](session::MessageQueue& q) {
+    q.forEach([&](session::OutboundMessage& out) { releaseMessage(out); });
+  };
+  release_queue(s.backlog);
+  release_queue(s.queue);
+  for (auto& [pid, in] : s.inflight) {
+    releaseMessage(in.out);
+    in.stored = false;
+  }
+  write_set_.deleteSession(s.clientId());  // with everything under it
+  s.stored = false;
+  node_.durableSessions().remove(s.id());
+  if (update_router) setRouterDurable(s, false);
 }
 
 void Worker::persistSubscription(const session::Session& s, const std::string& filter,
@@ -312,14 +363,228 @@ void Worker::forgetRetained(const std::string& topic) {
 }
 
 void Worker::commitWrites() {
-  if (write_set_.empty()) return;
-  const size_t ops = write_set_.operationCount();
-  absl::Status s = node_.store()->commit(std::move(write_set_));
-  write_set_ = storage::WriteSet();
-  if (!s.ok()) {
-    // Not yet surfaced to clients (sessions, subscriptions and retained messages
-    // only in this step): the acks already written are not taken back.
-    base::logger("storage").error("commit of {} changes failed: {}", ops, base::toStd(s.message()));
+  absl::Status s;
+  if (!write_set_.empty()) {
+    const size_t ops = write_set_.operationCount();
+    s = node_.store()->commit(std::move(write_set_));
+    write_set_ = storage::WriteSet();
+    stats_.store_commits.add();
+    if (!s.ok()) {
+      stats_.store_commit_failures.add();
+      base::logger("storage").error("commit of {} changes failed: {}", ops,
+                                    base::toStd(s.message()));
+    }
+  }
+  if (!held_acks_.empty()) releaseHeldAcks(s);
+}
+
+void Worker::ackAfterCommit(Client& client, const codec::PubAckPacket& ack) {
+  held_acks_.push_back({&client, ack});
+  client.acks_held = true;
+}
+
+void Worker::releaseHeldAcks(const absl::Status& commit_status) {
+  std::vector<HeldAck> acks;
+  acks.swap(held_acks_);  // a failure below closes connections, which commits again
+  const bool full = absl::IsResourceExhausted(commit_status);
+  for (HeldAck& h : acks) {
+    Client& c = *h.client;
+    c.acks_held = false;
+    if (c.connection().closed()) continue;  // the client resends it after reconnecting
+    if (commit_status.ok() || static_cast<uint8_t>(h.ack.reason_code) >= 0x80) {
+      c.send(h.ack);
+      continue;
+    }
+    // Not durable: never a false acknowledgement. The in-memory deliveries of it
+    // stand (at-least-once: the client will publish it again).
+    stats_.publishes_failed_store.add();
+    if (h.ack.type == codec::PacketType::kPubrec && c.session() != nullptr) {
+      c.session()->awaiting_pubrel.erase(h.ack.packet_id);  // a failed PUBREC ends the flow
+    }
+    if (!c.isV5()) {
+      // 3.1.1 acks carry no reason: close, the client keeps the message.
+      c.disconnect(codec::ReasonCode::kUnspecifiedError, "store write failed", false);
+      continue;
+    }
+    h.ack.reason_code = full ? codec::ReasonCode::kQuotaExceeded : codec::ReasonCode::kUnspecifiedError;
+    if (c.request_problem_information) {
+      h.ack.properties.reason_string =
+          full ? "store full: message not stored" : "store write failed: message not stored";
+    }
+    c.send(h.ack);
+  }
+}
+
+// --- the durable QoS >= 1 message path ---
+
+uint64_t Worker::nextMessageId() {
+  if (next_message_id_ == message_id_end_) {
+    auto block = node_.messageIds().reserveBlock();
+    if (!block.ok()) {
+      base::logger("storage").error("cannot reserve message ids: {}",
+                                    base::toStd(block.status().message()));
+      return 0;
+    }
+    next_message_id_ = block->first;
+    message_id_end_ = block->second;
+  }
+  return next_message_id_++;
+}
+
+Worker::Durability Worker::persistMatched(const router::MessagePtr& message,
+                                          session::Session& publisher, uint16_t packet_id) {
+  if (node_.store() == nullptr || message->qos == 0) return Durability::kNone;
+  match_stored_.assign(match_scratch_.size(), StoredDelivery{});
+  size_t targets = 0;
+  for (size_t i = 0; i < match_scratch_.size(); ++i) {
+    const router::Delivery& d = match_scratch_[i];
+    if (!d.durable || d.qos == 0) continue;
+    std::shared_ptr<const std::string> client;
+    if (d.destination.worker == index_) {
+      auto it = sessions_.find(d.destination.session_id);
+      if (it != sessions_.end() && it->second->stored) {
+        client = node_.durableSessions().find(d.destination.session_id);
+      }
+    } else {
+      client = node_.durableSessions().find(d.destination.session_id);
+    }
+    if (!client) continue;
+    match_stored_[i].client_id = std::move(client);
+    ++targets;
+  }
+  const bool pubrel = message->qos == 2 && publisher.stored;
+  if (targets == 0 && !pubrel) {
+    match_stored_.clear();
+    return Durability::kNone;
+  }
+  if (node_.storeFull()) {
+    match_stored_.clear();
+    return Durability::kRefused;
+  }
+  if (targets > 0) {
+    const uint64_t id = nextMessageId();
+    if (id == 0) {
+      match_stored_.clear();
+      return Durability::kRefused;
+    }
+    const Clocks clocks{loop_.now(), Clocks::now().wall_ms};
+    records::MessageRecord record = toMessageRecord(*message, clocks);
+    record.clear_publisher_client_id();
+    write_set_.putMessage(id, record);
+    records::QueueEntryRecord entry;
+    entry.set_expiry_ms(record.expiry_ms());
+    entry.set_message_id(id);
+    entry.set_message_bytes(static_cast<uint32_t>(message->topic.size() + message->payload.size()));
+    for (size_t i = 0; i < match_scratch_.size(); ++i) {
+      StoredDelivery& sd = match_stored_[i];
+      if (!sd.client_id) continue;
+      const router::Delivery& d = match_scratch_[i];
+      entry.set_qos(std::min(message->qos, d.qos));
+      entry.set_retain(d.retain_as_published && message->retain);
+      entry.clear_subscription_ids();
+      for (uint32_t sid : d.subscription_ids) entry.add_subscription_ids(sid);
+      write_set_.putQueueEntry(*sd.client_id, id, entry);
+      sd.id = id;
+      sd.shared = targets > 1;
+    }
+    if (targets > 1) node_.messageRefs().set(id, static_cast<uint32_t>(targets));
+    stats_.messages_stored.add();
+  }
+  if (pubrel) write_set_.putAwaitingPubrel(publisher.clientId(), packet_id);
+  return Durability::kStored;
+}
+
+void Worker::releaseMessage(session::OutboundMessage& out) {
+  if (out.stored_id == 0) return;
+  if (!out.stored_shared || node_.messageRefs().release(out.stored_id)) {
+    write_set_.deleteMessage(out.stored_id);
+  }
+  out.stored_id = 0;
+  out.stored_shared = false;
+}
+
+void Worker::forgetQueued(session::Session& s, session::OutboundMessage& out) {
+  if (out.stored_id == 0) return;
+  write_set_.deleteQueueEntry(s.clientId(), out.stored_id);
+  releaseMessage(out);
+}
+
+void Worker::persistInflight(session::Session& s, uint16_t packet_id,
+                             session::InflightMessage& in) {
+  if (!s.stored) return;
+  records::InflightRecord record;
+  record.set_qos(in.out.qos);
+  record.set_retain(in.out.retain);
+  record.set_sequence(in.sequence);
+  for (uint32_t sid : in.out.subscription_ids) record.add_subscription_ids(sid);
+  if (in.pubrec_received) {
+    // QoS 2 after PUBREC: only the packet id matters (PUBREL is resent after a
+    // restart); the message is no longer needed.
+    record.set_pubrec_received(true);
+    write_set_.putInflight(s.clientId(), packet_id, record);
+    in.stored = true;
+    releaseMessage(in.out);
+    return;
+  }
+  if (in.out.stored_id == 0) return;  // not a durable message
+  write_set_.deleteQueueEntry(s.clientId(), in.out.stored_id);
+  record.set_message_id(in.out.stored_id);
+  write_set_.putInflight(s.clientId(), packet_id, record);
+  in.stored = true;
+}
+
+void Worker::forgetInflight(session::Session& s, uint16_t packet_id, session::InflightMessage& in) {
+  if (in.stored) write_set_.deleteInflight(s.clientId(), packet_id);
+  in.stored = false;
+  releaseMessage(in.out);
+}
+
+void Worker::forgetAwaitingPubrel(session::Session& s, uint16_t packet_id) {
+  if (s.stored) write_set_.deleteAwaitingPubrel(s.clientId(), packet_id);
+}
+
+void Worker::refillBacklog(session::Session& s) {
+  static constexpr size_t kChunk = 256;
+  if (s.disk_backlog.empty() || node_.store() == nullptr) return;
+  auto entries = node_.store()->readQueue(s.clientId(), s.disk_backlog.next_sequence, kChunk);
+  if (!entries.ok()) {
+    base::logger("storage").error("cannot read the queue of '{}': {}", s.clientId(),
+                                  base::toStd(entries.status().message()));
+    return;
+  }
+  const Clocks clocks{loop_.now(), Clocks::now().wall_ms};
+  const uint64_t end = node_.messageIds().firstOfRun();
+  bool exhausted = entries->size() < kChunk;
+  for (storage::QueuedMessage& q : *entries) {
+    if (q.sequence >= end) {  // queued during this run: already in memory
+      exhausted = true;
+      break;
+    }
+    s.disk_backlog.next_sequence = q.sequence + 1;
+    if (s.disk_backlog.count > 0) --s.disk_backlog.count;
+    s.disk_backlog.bytes -= std::min<uint64_t>(s.disk_backlog.bytes, q.entry.message_bytes());
+    s.queued_bytes -= std::min<size_t>(s.queued_bytes, q.entry.message_bytes());
+    if (q.state != storage::QueuedMessage::State::kOk) {
+      // Expired (not counted as a reference at load) or lost: just the entry goes.
+      write_set_.deleteQueueEntry(s.clientId(), q.sequence);
+      stats_.drop(q.state == storage::QueuedMessage::State::kExpired
+                      ? handlers::DropReason::kExpired
+                      : handlers::DropReason::kStoreMissing);
+      continue;
+    }
+    session::OutboundMessage out;
+    out.message = fromMessageRecord(q.message, clocks);
+    out.qos = static_cast<uint8_t>(q.entry.qos());
+    out.retain = q.entry.retain();
+    for (uint32_t sid : q.entry.subscription_ids()) out.subscription_ids.push_back(sid);
+    out.stored_id = q.sequence;
+    out.stored_shared = true;  // MessageRefs knows whether it is really shared
+    s.queued_bytes += out.message->topic.size() + out.message->payload.size();
+    s.backlog.push_back(std::move(out));
+  }
+  if (exhausted) {
+    s.queued_bytes -= std::min<size_t>(s.queued_bytes, s.disk_backlog.bytes);
+    s.disk_backlog = session::DiskBacklog{};
   }
 }
 

@@ -32,6 +32,10 @@ class Node;
 struct RemoteDelivery {
   uint64_t session_id = 0;
   session::OutboundMessage out;
+  // For a durable delivery (out.stored_id != 0): the client id its queue entry
+  // was written under, so that the target can delete the entry if the session
+  // is gone or no longer durable when the delivery arrives.
+  std::shared_ptr<const std::string> client_id;
 };
 
 class Worker : public handlers::BrokerContext {
@@ -79,6 +83,17 @@ class Worker : public handlers::BrokerContext {
   void persistRetained(const router::MessagePtr& message) override;
   void forgetRetained(const std::string& topic) override;
   void commitDurable() override { commitWrites(); }
+  Durability persistMatched(const router::MessagePtr& message, session::Session& publisher,
+                            uint16_t packet_id) override;
+  void discardMatched() override;
+  void ackAfterCommit(handlers::Client& client, const codec::PubAckPacket& ack) override;
+  void persistInflight(session::Session& session, uint16_t packet_id,
+                       session::InflightMessage& in) override;
+  void forgetInflight(session::Session& session, uint16_t packet_id,
+                      session::InflightMessage& in) override;
+  void forgetQueued(session::Session& session, session::OutboundMessage& out) override;
+  void forgetAwaitingPubrel(session::Session& session, uint16_t packet_id) override;
+  void refillBacklog(session::Session& session) override;
 
   const handlers::WorkerStats& stats() const { return stats_; }
 
@@ -88,9 +103,21 @@ class Worker : public handlers::BrokerContext {
   void onIterationEnd();
   void onTick();
   void drainInbox();
-  void deliverLocal(uint64_t session_id, session::OutboundMessage&& out);
-  // Commits write_set_ (group commit: once per iteration, before the output).
+  void deliverLocal(uint64_t session_id, session::OutboundMessage&& out,
+                    const std::shared_ptr<const std::string>& client_id);
+  // Commits write_set_ (group commit: once per iteration, before the output),
+  // then sends or fails the acks held for it.
   void commitWrites();
+  void releaseHeldAcks(const absl::Status& commit_status);
+  // A message id for a stored message; 0 when the store cannot reserve one.
+  uint64_t nextMessageId();
+  // Drops one durable reference to a stored message; deletes it with the last.
+  void releaseMessage(session::OutboundMessage& out);
+  // The session leaves the store (expiry 0 now, or it ends): its disk backlog is
+  // read into memory, every durable reference released, its records deleted.
+  void dropDurability(session::Session& s, bool update_router);
+  // Marks the session's subscriptions in the router as durable or not.
+  void setRouterDurable(session::Session& s, bool durable);
 
   Node& node_;
   const uint32_t index_;
@@ -107,6 +134,23 @@ class Worker : public handlers::BrokerContext {
   absl::flat_hash_map<std::string, session::Session*> sessions_by_client_id_;
 
   std::vector<router::Delivery> match_scratch_;
+  // Per entry of match_scratch_ after persistMatched(): its stored id (0: not
+  // durable), whether the message is shared, and the client id of the entry.
+  struct StoredDelivery {
+    uint64_t id = 0;
+    bool shared = false;
+    std::shared_ptr<const std::string> client_id;
+  };
+  std::vector<StoredDelivery> match_stored_;
+  // PUBACK / PUBREC waiting for this iteration's commit.
+  struct HeldAck {
+    handlers::Client* client;
+    codec::PubAckPacket ack;
+  };
+  std::vector<HeldAck> held_acks_;
+  // This worker's block of message ids: [next_message_id_, message_id_end_).
+  uint64_t next_message_id_ = 0;
+  uint64_t message_id_end_ = 0;
   std::vector<std::vector<RemoteDelivery>> outgoing_;  // per target worker
   std::mutex inbox_mu_;
   std::vector<RemoteDelivery> inbox_;

@@ -30,6 +30,13 @@ struct OutboundMessage {
   uint8_t qos = 0;      // granted: min(publish QoS, subscription QoS)
   bool retain = false;  // the RETAIN flag to send
   SubscriptionIds subscription_ids;
+  // Non-zero when this delivery is durable: the store holds the message under this
+  // id and an entry of this session's queue (or, once sent, an inflight record)
+  // referencing it. The id is also the entry's queue sequence.
+  uint64_t stored_id = 0;
+  // The stored message has other durable references than this one (it went to
+  // several persistent sessions): deleting it waits for the last (MessageRefs).
+  bool stored_shared = false;
 };
 
 // FIFO of outbound messages. A vector with a moving head rather than std::deque:
@@ -52,6 +59,10 @@ class MessageQueue {
     }
     return m;
   }
+  template <typename F>
+  void forEach(F&& fn) {
+    for (size_t i = head_; i < items_.size(); ++i) fn(items_[i]);
+  }
   void clear() {
     items_.clear();
     items_.shrink_to_fit();
@@ -71,6 +82,18 @@ struct InflightMessage {
   // Sent on an earlier connection and not yet resent on this one: waits for a
   // slot in the client's window (MQTT 5 Receive Maximum, §3.3.4).
   bool resend_pending = false;
+  // The store holds an inflight record for it (client id, packet id).
+  bool stored = false;
+};
+
+// The part of a restored session's offline queue still on disk: entries with a
+// sequence below the first message id of this run of the node. They come before
+// everything queued since, and are read in chunks as the client's window frees.
+struct DiskBacklog {
+  uint64_t next_sequence = 0;  // the first entry not read yet is at or after this
+  uint64_t count = 0;          // entries not read yet
+  uint64_t bytes = 0;          // their topic + payload bytes
+  bool empty() const { return count == 0; }
 };
 
 constexpr uint32_t kNeverExpires = std::numeric_limits<uint32_t>::max();
@@ -116,9 +139,15 @@ class Session {
   size_t resend_pending = 0;
   // Inflight entries actually on the current connection (counted against the window).
   size_t onWire() const { return inflight.size() - resend_pending; }
-  // Messages waiting for a free inflight slot, or for the client to come back.
+  // Messages waiting for a free inflight slot, or for the client to come back, in
+  // this order: the disk backlog of a restored session (read into `backlog` a
+  // chunk at a time), then `queue`.
+  DiskBacklog disk_backlog;
+  MessageQueue backlog;
   MessageQueue queue;
-  size_t queued_bytes = 0;
+  size_t queued_bytes = 0;  // topic + payload bytes of all three
+  size_t queuedCount() const { return disk_backlog.count + backlog.size() + queue.size(); }
+  bool hasQueued() const { return !disk_backlog.empty() || !backlog.empty() || !queue.empty(); }
 
   // --- inbound QoS 2 (§4.3.3): packet ids received and PUBREC'd, awaiting PUBREL ---
   absl::flat_hash_set<uint16_t> awaiting_pubrel;
@@ -127,8 +156,11 @@ class Session {
     queued_bytes += m.message->payload.size() + m.message->topic.size();
     queue.push_back(std::move(m));
   }
+  // The oldest queued message. The caller refills `backlog` from disk first when
+  // it is empty and the disk backlog is not (hasQueuedInMemory() tells).
+  bool hasQueuedInMemory() const { return !backlog.empty() || (disk_backlog.empty() && !queue.empty()); }
   OutboundMessage dequeue() {
-    OutboundMessage m = queue.pop_front();
+    OutboundMessage m = backlog.empty() ? queue.pop_front() : backlog.pop_front();
     queued_bytes -= m.message->payload.size() + m.message->topic.size();
     return m;
   }

@@ -309,6 +309,13 @@ class RestartTest(SessionTestBase):
         c.wait_closed()
         broker.restart()
         c2 = self.connect(4, cid, clean=False)
+        # If the PUBACK of "before" had not reached the broker when it was killed,
+        # the message is still inflight and is resent (DUP) right after CONNACK.
+        c2.ping()
+        while c2.pending:
+            p = c2.recv_packet()
+            self.assertEqual((p.type, p.payload, p.dup), (T.PUBLISH, b"before", True))
+            c2.ack(p)
         c2.subscribe(topic, qos=1)
         self.paho(version=5).publish(topic, b"after", 1)
         self.assert_next_publishes(c2, [b"after"], topic)

@@ -56,6 +56,17 @@ class FakeContext : public BrokerContext {
   void persistRetained(const router::MessagePtr&) override {}
   void forgetRetained(const std::string&) override {}
   void commitDurable() override {}
+  // No store: nothing is durable, acks go out at once.
+  Durability persistMatched(const router::MessagePtr&, session::Session&, uint16_t) override {
+    return Durability::kNone;
+  }
+  void discardMatched() override { matched_.clear(); }
+  void ackAfterCommit(Client& client, const codec::PubAckPacket& ack) override { client.send(ack); }
+  void persistInflight(session::Session&, uint16_t, session::InflightMessage&) override {}
+  void forgetInflight(session::Session&, uint16_t, session::InflightMessage&) override {}
+  void forgetQueued(session::Session&, session::OutboundMessage&) override {}
+  void forgetAwaitingPubrel(session::Session&, uint16_t) override {}
+  void refillBacklog(session::Session&) override {}
   bool storeFull() const override { return store_full; }
   bool store_full = false;
 
