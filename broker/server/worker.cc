@@ -371,8 +371,15 @@ void Worker::commitWrites() {
     stats_.store_commits.add();
     if (!s.ok()) {
       stats_.store_commit_failures.add();
-      base::logger("storage").error("commit of {} changes failed: {}", ops,
-                                    base::toStd(s.message()));
+      // A full disk fails every commit until space returns: log the first
+      // failure, then one line per 5 s with the count.
+      ++failed_commits_unlogged_;
+      if (loop_.now() >= next_commit_error_log_ms_) {
+        base::logger("storage").error("commit of {} changes failed ({} failed commits): {}", ops,
+                                      failed_commits_unlogged_, base::toStd(s.message()));
+        failed_commits_unlogged_ = 0;
+        next_commit_error_log_ms_ = loop_.now() + 5000;
+      }
     }
   }
   if (!held_acks_.empty()) releaseHeldAcks(s);

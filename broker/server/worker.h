@@ -151,6 +151,8 @@ class Worker : public handlers::BrokerContext {
   // This worker's block of message ids: [next_message_id_, message_id_end_).
   uint64_t next_message_id_ = 0;
   uint64_t message_id_end_ = 0;
+  uint64_t failed_commits_unlogged_ = 0;
+  int64_t next_commit_error_log_ms_ = 0;
   std::vector<std::vector<RemoteDelivery>> outgoing_;  // per target worker
   std::mutex inbox_mu_;
   std::vector<RemoteDelivery> inbox_;

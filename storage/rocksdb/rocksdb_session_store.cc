@@ -36,6 +36,34 @@ std::string_view view(const rocksdb::Slice& s) { return std::string_view(s.data(
 
 spdlog::logger& storageLog() { return base::logger("storage"); }
 
+// RocksDB's own diagnostics go to gannet's log (logger "rocksdb") instead of a
+// LOG file in the data directory: one place to look, and nothing for RocksDB to
+// write (and fail on) in a directory whose disk is full. Its INFO chatter (every
+// flush and compaction) is logged at debug.
+class SpdlogRocksDbLogger : public rocksdb::Logger {
+ public:
+  SpdlogRocksDbLogger() : rocksdb::Logger(rocksdb::InfoLogLevel::DEBUG_LEVEL) {}
+  using rocksdb::Logger::Logv;
+  void Logv(const char* format, va_list ap) override {
+    Logv(rocksdb::InfoLogLevel::INFO_LEVEL, format, ap);
+  }
+  void Logv(const rocksdb::InfoLogLevel level, const char* format, va_list ap) override {
+    spdlog::level::level_enum lvl = spdlog::level::debug;
+    if (level == rocksdb::InfoLogLevel::WARN_LEVEL) lvl = spdlog::level::warn;
+    if (level >= rocksdb::InfoLogLevel::ERROR_LEVEL && level != rocksdb::InfoLogLevel::HEADER_LEVEL) {
+      lvl = spdlog::level::err;
+    }
+    spdlog::logger& log = base::logger("rocksdb");
+    if (!log.should_log(lvl)) return;
+    char buf[1024];
+    int n = vsnprintf(buf, sizeof(buf), format, ap);
+    if (n < 0) return;
+    std::string_view text(buf, std::min<size_t>(static_cast<size_t>(n), sizeof(buf) - 1));
+    while (!text.empty() && (text.back() == '\n' || text.back() == ' ')) text.remove_suffix(1);
+    log.log(lvl, "{}", text);
+  }
+};
+
 int64_t systemWallClockMs() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(
              std::chrono::system_clock::now().time_since_epoch())
@@ -415,8 +443,7 @@ absl::Status RocksDbSessionStore::open() {
   db.enable_pipelined_write = true;
   db.max_background_jobs = 2;
   db.bytes_per_sync = 1 << 20;
-  db.keep_log_file_num = 4;
-  db.max_log_file_size = 8 << 20;
+  db.info_log = std::make_shared<SpdlogRocksDbLogger>();
   if (options_.io_hooks) {
     env_ = rocksdb::NewCompositeEnv(std::make_shared<HookedFileSystem>(options_.io_hooks));
     db.env = env_.get();
