@@ -55,14 +55,16 @@ std::string subscription(std::string_view client_id, std::string_view filter) {
   return k;
 }
 
-std::string inflight(std::string_view client_id, uint16_t packet_id) {
+std::string inflight(std::string_view client_id, uint64_t sequence) {
   std::string k = clientPrefix(client_id);
-  appendU16(k, packet_id);
+  appendU64(k, sequence);
   return k;
 }
 
 std::string pubrel(std::string_view client_id, uint16_t packet_id) {
-  return inflight(client_id, packet_id);  // same shape, its own table
+  std::string k = clientPrefix(client_id);
+  appendU16(k, packet_id);
+  return k;
 }
 
 std::string queue(std::string_view client_id, uint64_t sequence) {

@@ -4,7 +4,7 @@
 //
 //   session       C                      C = u16 BE length + client id bytes
 //   subscription  C + filter bytes
-//   inflight      C + u16 BE packet id
+//   inflight      C + u64 BE send sequence (the record holds the packet id)
 //   pubrel        C + u16 BE packet id   (inbound QoS 2 awaiting PUBREL)
 //   queue         C + u64 BE sequence
 //   message       u64 BE message id
@@ -38,7 +38,7 @@ std::string prefixEnd(std::string_view prefix);
 
 std::string session(std::string_view client_id);
 std::string subscription(std::string_view client_id, std::string_view filter);
-std::string inflight(std::string_view client_id, uint16_t packet_id);
+std::string inflight(std::string_view client_id, uint64_t sequence);
 std::string pubrel(std::string_view client_id, uint16_t packet_id);
 std::string queue(std::string_view client_id, uint64_t sequence);
 std::string message(uint64_t message_id);

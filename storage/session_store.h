@@ -56,6 +56,9 @@ struct QueuedMessage {
   State state = State::kOk;
   records::QueueEntryRecord entry;
   records::MessageRecord message;  // valid when state == kOk
+  // The message was embedded in the entry (it had no record of its own: there
+  // is no reference to drop when the entry goes).
+  bool embedded = false;
 };
 
 // What load() found of one session's offline queue.

@@ -128,13 +128,18 @@ void WriteSet::deleteQueueRange(std::string_view client_id, uint64_t from, uint6
          keys::queue(client_id, to));
 }
 
-void WriteSet::putInflight(std::string_view client_id, uint16_t packet_id,
+void WriteSet::putInflight(std::string_view client_id, uint64_t sequence,
                            const records::InflightRecord& inflight) {
-  appendRecord(Table::kInflight, keys::inflight(client_id, packet_id), inflight);
+  appendRecord(Table::kInflight, keys::inflight(client_id, sequence), inflight);
 }
 
-void WriteSet::deleteInflight(std::string_view client_id, uint16_t packet_id) {
-  append(OpKind::kDelete, Table::kInflight, keys::inflight(client_id, packet_id), {});
+void WriteSet::deleteInflight(std::string_view client_id, uint64_t sequence) {
+  append(OpKind::kDelete, Table::kInflight, keys::inflight(client_id, sequence), {});
+}
+
+void WriteSet::deleteInflightRange(std::string_view client_id, uint64_t from, uint64_t to) {
+  append(OpKind::kDeleteRange, Table::kInflight, keys::inflight(client_id, from),
+         keys::inflight(client_id, to));
 }
 
 void WriteSet::putAwaitingPubrel(std::string_view client_id, uint16_t packet_id) {

@@ -60,9 +60,13 @@ class WriteSet {
   void deleteQueueRange(std::string_view client_id, uint64_t from, uint64_t to);
 
   // --- outbound inflight (QoS 1/2 sent, not completed) ---
-  void putInflight(std::string_view client_id, uint16_t packet_id,
+  // Keyed by send sequence (inflight.sequence(); the record holds the packet id).
+  void putInflight(std::string_view client_id, uint64_t sequence,
                    const records::InflightRecord& inflight);
-  void deleteInflight(std::string_view client_id, uint16_t packet_id);
+  void deleteInflight(std::string_view client_id, uint64_t sequence);
+  // Entries with from <= sequence < to: one range tombstone for a run of
+  // completed messages (QoS 1 acks arrive in send order, §4.6).
+  void deleteInflightRange(std::string_view client_id, uint64_t from, uint64_t to);
 
   // --- inbound QoS 2: packet ids PUBREC'd and awaiting PUBREL ---
   void putAwaitingPubrel(std::string_view client_id, uint16_t packet_id);

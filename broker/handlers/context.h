@@ -100,6 +100,9 @@ class BrokerContext {
   // (disk full) or 0x80 instead, and a 3.1.1 connection is closed: never a
   // false acknowledgement.
   virtual void ackAfterCommit(Client& client, const codec::PubAckPacket& ack) = 0;
+  // A durable delivery is about to be queued: its queue entry is written (if the
+  // publisher's worker has not already).
+  virtual void persistQueued(session::Session& session, session::OutboundMessage& out) = 0;
   // A delivery was sent (its queue entry becomes an inflight record), or a QoS 2
   // one got its PUBREC (the record keeps only the packet id; the message is released).
   virtual void persistInflight(session::Session& session, uint16_t packet_id,

@@ -90,12 +90,14 @@ void enqueueBounded(BrokerContext& ctx, session::Session& s, session::OutboundMe
     ctx.stats().drop(DropReason::kQueueFull);
     return;
   }
+  ctx.persistQueued(s, out);
   s.enqueue(std::move(out));
 }
 
 void sendInflight(Client& c, session::Session& s, session::OutboundMessage&& out) {
   uint16_t pid = s.nextPacketId();
   if (pid == 0) {  // cannot happen with a window below 65535; keep it queued
+    c.ctx().persistQueued(s, out);
     s.enqueue(std::move(out));
     return;
   }

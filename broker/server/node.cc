@@ -259,12 +259,13 @@ absl::Status Node::loadStore() {
         in.stored = true;
         if (!in.pubrec_received) {
           if (!li.message) {  // its message is gone: nothing to resend
-            fixups.deleteInflight(client_id, li.packet_id);
+            fixups.deleteInflight(client_id, r.sequence());
             continue;
           }
           in.out.message = fromMessageRecord(*li.message, clocks);
           if (r.body_case() == records::InflightRecord::kMessageId) {
             in.out.stored_id = r.message_id();
+            in.out.stored_record = true;
             in.out.stored_shared = true;  // MessageRefs knows whether it really is
           }
         }

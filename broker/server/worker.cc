@@ -113,9 +113,12 @@ void Worker::deliverMatched(const router::MessagePtr& message) {
     session::OutboundMessage out = handlers::outboundFor(message, d);
     const std::shared_ptr<const std::string>* client = &kNoClient;
     if (i < match_stored_.size() && match_stored_[i].id != 0) {
-      out.stored_id = match_stored_[i].id;
-      out.stored_shared = match_stored_[i].shared;
-      client = &match_stored_[i].client_id;
+      const StoredDelivery& sd = match_stored_[i];
+      out.stored_id = sd.id;
+      out.stored_record = sd.record;
+      out.stored_shared = sd.record;  // a record exists only for several targets
+      out.queue_entry_written = sd.entry_written;
+      client = &sd.client_id;
     }
     if (d.destination.worker == index_) {
       deliverLocal(d.destination.session_id, std::move(out), *client);
@@ -139,7 +142,7 @@ void Worker::deliverLocal(uint64_t session_id, session::OutboundMessage&& out,
   if (out.stored_id != 0 && (s == nullptr || !s->stored)) {
     // Its queue entry was written for a session that ended or left the store
     // since: delete the entry; deliver in memory if the session is still here.
-    if (client_id) write_set_.deleteQueueEntry(*client_id, out.stored_id);
+    if (out.queue_entry_written && client_id) write_set_.deleteQueueEntry(*client_id, out.stored_id);
     releaseMessage(out);
   }
   if (s == nullptr) return;
@@ -335,6 +338,7 @@ void Worker::dropDurability(session::Session& s, bool update_router) {
     in.stored = false;
   }
   write_set_.deleteSession(s.clientId());  // with everything under it
+  s.inflight_done_from = s.inflight_done_to = 0;
   s.stored = false;
   node_.durableSessions().remove(s.id());
   if (update_router) setRouterDurable(s, false);
@@ -363,6 +367,7 @@ void Worker::forgetRetained(const std::string& topic) {
 }
 
 void Worker::commitWrites() {
+  flushInflightDone();
   absl::Status s;
   if (!write_set_.empty()) {
     const size_t ops = write_set_.operationCount();
@@ -438,6 +443,31 @@ uint64_t Worker::nextMessageId() {
   return next_message_id_++;
 }
 
+namespace {
+
+records::MessageRecord storedMessage(const router::Message& m, const Clocks& clocks) {
+  records::MessageRecord record = toMessageRecord(m, clocks);
+  record.clear_publisher_client_id();  // not needed to deliver it
+  return record;
+}
+
+// The queue entry of a durable delivery; the message is embedded when it has no
+// record of its own.
+records::QueueEntryRecord queueEntry(const session::OutboundMessage& out, const Clocks& clocks) {
+  const router::Message& m = *out.message;
+  records::QueueEntryRecord entry;
+  entry.set_expiry_ms(static_cast<uint64_t>(clocks.toWall(m.expiry_deadline_ms)));
+  entry.set_message_id(out.stored_id);
+  entry.set_qos(out.qos);
+  entry.set_retain(out.retain);
+  for (uint32_t sid : out.subscription_ids) entry.add_subscription_ids(sid);
+  entry.set_message_bytes(static_cast<uint32_t>(m.topic.size() + m.payload.size()));
+  if (!out.stored_record) *entry.mutable_message() = storedMessage(m, clocks);
+  return entry;
+}
+
+}  // namespace
+
 Worker::Durability Worker::persistMatched(const router::MessagePtr& message,
                                           session::Session& publisher, uint16_t packet_id) {
   if (node_.store() == nullptr || message->qos == 0) return Durability::kNone;
@@ -446,17 +476,17 @@ Worker::Durability Worker::persistMatched(const router::MessagePtr& message,
   for (size_t i = 0; i < match_scratch_.size(); ++i) {
     const router::Delivery& d = match_scratch_[i];
     if (!d.durable || d.qos == 0) continue;
-    std::shared_ptr<const std::string> client;
     if (d.destination.worker == index_) {
+      // Delivered later in this iteration, which writes its queue entry or
+      // inflight record then (deliverLocal → deliver).
       auto it = sessions_.find(d.destination.session_id);
-      if (it != sessions_.end() && it->second->stored) {
-        client = node_.durableSessions().find(d.destination.session_id);
-      }
+      if (it == sessions_.end() || !it->second->stored) continue;
+      match_stored_[i].local = true;
     } else {
-      client = node_.durableSessions().find(d.destination.session_id);
+      match_stored_[i].client_id = node_.durableSessions().find(d.destination.session_id);
+      if (!match_stored_[i].client_id) continue;
     }
-    if (!client) continue;
-    match_stored_[i].client_id = std::move(client);
+    match_stored_[i].durable = true;
     ++targets;
   }
   const bool pubrel = message->qos == 2 && publisher.stored;
@@ -475,26 +505,25 @@ Worker::Durability Worker::persistMatched(const router::MessagePtr& message,
       return Durability::kRefused;
     }
     const Clocks clocks{loop_.now(), Clocks::now().wall_ms};
-    records::MessageRecord record = toMessageRecord(*message, clocks);
-    record.clear_publisher_client_id();
-    write_set_.putMessage(id, record);
-    records::QueueEntryRecord entry;
-    entry.set_expiry_ms(record.expiry_ms());
-    entry.set_message_id(id);
-    entry.set_message_bytes(static_cast<uint32_t>(message->topic.size() + message->payload.size()));
+    // Stored once: a record of its own when several sessions reference it,
+    // embedded in the one entry otherwise.
+    const bool record = targets > 1;
+    if (record) {
+      write_set_.putMessage(id, storedMessage(*message, clocks));
+      node_.messageRefs().set(id, static_cast<uint32_t>(targets));
+    }
     for (size_t i = 0; i < match_scratch_.size(); ++i) {
       StoredDelivery& sd = match_stored_[i];
-      if (!sd.client_id) continue;
-      const router::Delivery& d = match_scratch_[i];
-      entry.set_qos(std::min(message->qos, d.qos));
-      entry.set_retain(d.retain_as_published && message->retain);
-      entry.clear_subscription_ids();
-      for (uint32_t sid : d.subscription_ids) entry.add_subscription_ids(sid);
-      write_set_.putQueueEntry(*sd.client_id, id, entry);
+      if (!sd.durable) continue;
       sd.id = id;
-      sd.shared = targets > 1;
+      sd.record = record;
+      if (sd.local) continue;
+      session::OutboundMessage out = handlers::outboundFor(message, match_scratch_[i]);
+      out.stored_id = id;
+      out.stored_record = record;
+      write_set_.putQueueEntry(*sd.client_id, id, queueEntry(out, clocks));
+      sd.entry_written = true;
     }
-    if (targets > 1) node_.messageRefs().set(id, static_cast<uint32_t>(targets));
     stats_.messages_stored.add();
   }
   if (pubrel) write_set_.putAwaitingPubrel(publisher.clientId(), packet_id);
@@ -503,17 +532,26 @@ Worker::Durability Worker::persistMatched(const router::MessagePtr& message,
 
 void Worker::releaseMessage(session::OutboundMessage& out) {
   if (out.stored_id == 0) return;
-  if (!out.stored_shared || node_.messageRefs().release(out.stored_id)) {
+  if (out.stored_record && (!out.stored_shared || node_.messageRefs().release(out.stored_id))) {
     write_set_.deleteMessage(out.stored_id);
   }
   out.stored_id = 0;
+  out.stored_record = false;
   out.stored_shared = false;
+  out.queue_entry_written = false;
 }
 
 void Worker::forgetQueued(session::Session& s, session::OutboundMessage& out) {
   if (out.stored_id == 0) return;
-  write_set_.deleteQueueEntry(s.clientId(), out.stored_id);
+  if (out.queue_entry_written) write_set_.deleteQueueEntry(s.clientId(), out.stored_id);
   releaseMessage(out);
+}
+
+void Worker::persistQueued(session::Session& s, session::OutboundMessage& out) {
+  if (out.stored_id == 0 || out.queue_entry_written || !s.stored) return;
+  const Clocks clocks{loop_.now(), Clocks::now().wall_ms};
+  write_set_.putQueueEntry(s.clientId(), out.stored_id, queueEntry(out, clocks));
+  out.queue_entry_written = true;
 }
 
 void Worker::persistInflight(session::Session& s, uint16_t packet_id,
@@ -528,22 +566,60 @@ void Worker::persistInflight(session::Session& s, uint16_t packet_id,
     // QoS 2 after PUBREC: only the packet id matters (PUBREL is resent after a
     // restart); the message is no longer needed.
     record.set_pubrec_received(true);
-    write_set_.putInflight(s.clientId(), packet_id, record);
+    record.set_packet_id(packet_id);
+    write_set_.putInflight(s.clientId(), in.sequence, record);
     in.stored = true;
     releaseMessage(in.out);
     return;
   }
-  if (in.out.stored_id == 0) return;  // not a durable message
-  write_set_.deleteQueueEntry(s.clientId(), in.out.stored_id);
-  record.set_message_id(in.out.stored_id);
-  write_set_.putInflight(s.clientId(), packet_id, record);
+  session::OutboundMessage& out = in.out;
+  if (out.stored_id == 0) return;  // not a durable message
+  if (out.queue_entry_written) {
+    write_set_.deleteQueueEntry(s.clientId(), out.stored_id);
+    out.queue_entry_written = false;
+  }
+  if (out.stored_record) {
+    record.set_message_id(out.stored_id);
+  } else {
+    const Clocks clocks{loop_.now(), Clocks::now().wall_ms};
+    *record.mutable_message() = storedMessage(*out.message, clocks);
+  }
+  record.set_packet_id(packet_id);
+  write_set_.putInflight(s.clientId(), in.sequence, record);
   in.stored = true;
 }
 
 void Worker::forgetInflight(session::Session& s, uint16_t packet_id, session::InflightMessage& in) {
-  if (in.stored) write_set_.deleteInflight(s.clientId(), packet_id);
+  if (in.stored) {
+    // QoS 1 acks come in send order (§4.6): extend this iteration's run, which
+    // becomes one range delete (flushInflightDone), instead of a point delete each.
+    if (s.inflight_done_to == 0) {
+      completed_inflight_.push_back(s.id());
+      s.inflight_done_from = in.sequence;
+      s.inflight_done_to = in.sequence + 1;
+    } else if (in.sequence == s.inflight_done_to) {
+      ++s.inflight_done_to;
+    } else {
+      write_set_.deleteInflightRange(s.clientId(), s.inflight_done_from, s.inflight_done_to);
+      s.inflight_done_from = in.sequence;
+      s.inflight_done_to = in.sequence + 1;
+    }
+  }
   in.stored = false;
   releaseMessage(in.out);
+}
+
+void Worker::flushInflightDone() {
+  for (uint64_t id : completed_inflight_) {
+    auto it = sessions_.find(id);
+    if (it == sessions_.end()) continue;  // ended: its records went with it
+    session::Session& s = *it->second;
+    if (s.inflight_done_to != 0 && s.stored) {
+      write_set_.deleteInflightRange(s.clientId(), s.inflight_done_from, s.inflight_done_to);
+    }
+    s.inflight_done_from = s.inflight_done_to = 0;
+  }
+  completed_inflight_.clear();
 }
 
 void Worker::forgetAwaitingPubrel(session::Session& s, uint16_t packet_id) {
@@ -585,7 +661,9 @@ void Worker::refillBacklog(session::Session& s) {
     out.retain = q.entry.retain();
     for (uint32_t sid : q.entry.subscription_ids()) out.subscription_ids.push_back(sid);
     out.stored_id = q.sequence;
-    out.stored_shared = true;  // MessageRefs knows whether it is really shared
+    out.stored_record = !q.embedded;
+    out.stored_shared = true;  // MessageRefs knows whether it really is
+    out.queue_entry_written = true;
     s.queued_bytes += out.message->topic.size() + out.message->payload.size();
     s.backlog.push_back(std::move(out));
   }

@@ -92,6 +92,7 @@ class Worker : public handlers::BrokerContext {
   void forgetInflight(session::Session& session, uint16_t packet_id,
                       session::InflightMessage& in) override;
   void forgetQueued(session::Session& session, session::OutboundMessage& out) override;
+  void persistQueued(session::Session& session, session::OutboundMessage& out) override;
   void forgetAwaitingPubrel(session::Session& session, uint16_t packet_id) override;
   void refillBacklog(session::Session& session) override;
 
@@ -109,6 +110,8 @@ class Worker : public handlers::BrokerContext {
   // then sends or fails the acks held for it.
   void commitWrites();
   void releaseHeldAcks(const absl::Status& commit_status);
+  // Writes the range deletes of the inflight runs completed in this iteration.
+  void flushInflightDone();
   // A message id for a stored message; 0 when the store cannot reserve one.
   uint64_t nextMessageId();
   // Drops one durable reference to a stored message; deletes it with the last.
@@ -138,8 +141,11 @@ class Worker : public handlers::BrokerContext {
   // durable), whether the message is shared, and the client id of the entry.
   struct StoredDelivery {
     uint64_t id = 0;
-    bool shared = false;
-    std::shared_ptr<const std::string> client_id;
+    bool durable = false;        // to a persistent session
+    bool local = false;          // on this worker: its entry is written when delivered
+    bool record = false;         // a MessageRecord is stored (several targets)
+    bool entry_written = false;  // the publisher wrote its queue entry (other worker)
+    std::shared_ptr<const std::string> client_id;  // other worker's session
   };
   std::vector<StoredDelivery> match_stored_;
   // PUBACK / PUBREC waiting for this iteration's commit.
@@ -148,6 +154,8 @@ class Worker : public handlers::BrokerContext {
     codec::PubAckPacket ack;
   };
   std::vector<HeldAck> held_acks_;
+  // Sessions with a run of completed inflight records to delete (session ids).
+  std::vector<uint64_t> completed_inflight_;
   // This worker's block of message ids: [next_message_id_, message_id_end_).
   uint64_t next_message_id_ = 0;
   uint64_t message_id_end_ = 0;

@@ -30,13 +30,19 @@ struct OutboundMessage {
   uint8_t qos = 0;      // granted: min(publish QoS, subscription QoS)
   bool retain = false;  // the RETAIN flag to send
   SubscriptionIds subscription_ids;
-  // Non-zero when this delivery is durable: the store holds the message under this
-  // id and an entry of this session's queue (or, once sent, an inflight record)
-  // referencing it. The id is also the entry's queue sequence.
+  // --- durability (docs/storage.md, "the QoS >= 1 data path") ---
+  // Non-zero when this delivery is durable: a node-wide message id, which is also
+  // the sequence of its entry in this session's stored queue.
   uint64_t stored_id = 0;
-  // The stored message has other durable references than this one (it went to
-  // several persistent sessions): deleting it waits for the last (MessageRefs).
+  // A MessageRecord is stored under stored_id (false: the message is embedded in
+  // the queue entry / inflight record, as for a message with one durable target).
+  bool stored_record = false;
+  // The record has other durable references than this one: deleting it waits
+  // for the last (MessageRefs).
   bool stored_shared = false;
+  // The queue entry is written (false: the delivery is being made in the
+  // publisher's iteration, which writes an entry or an inflight record for it).
+  bool queue_entry_written = false;
 };
 
 // FIFO of outbound messages. A vector with a moving head rather than std::deque:
@@ -137,6 +143,11 @@ class Session {
   std::vector<uint16_t> resend_order;
   size_t resend_next = 0;
   size_t resend_pending = 0;
+  // Stored inflight records completed in this loop iteration and not deleted yet:
+  // the run of send sequences [inflight_done_from, inflight_done_to), deleted
+  // with one range delete at the end of the iteration (0, 0: none).
+  uint64_t inflight_done_from = 0;
+  uint64_t inflight_done_to = 0;
   // Inflight entries actually on the current connection (counted against the window).
   size_t onWire() const { return inflight.size() - resend_pending; }
   // Messages waiting for a free inflight slot, or for the client to come back, in

@@ -441,6 +441,7 @@ absl::Status RocksDbSessionStore::open() {
   // Writers from several workers: WAL writes and memtable inserts overlap, and
   // concurrent commits are grouped into one WAL write (and one fsync).
   db.enable_pipelined_write = true;
+  db.allow_concurrent_memtable_write = false;
   db.max_background_jobs = 2;
   db.bytes_per_sync = 1 << 20;
   db.info_log = std::make_shared<SpdlogRocksDbLogger>();
@@ -616,12 +617,13 @@ absl::StatusOr<LoadStats> RocksDbSessionStore::load(LoadVisitor& visitor) {
   RETURN_IF_ERROR(scan(Table::kInflight, [&](std::string_view key, std::string_view value) {
     std::string_view client, rest;
     records::InflightRecord r;
-    if (!keys::splitClientKey(key, &client, &rest) || rest.size() != 2 ||
-        !r.ParseFromArray(value.data(), static_cast<int>(value.size()))) {
+    if (!keys::splitClientKey(key, &client, &rest) || rest.size() != 8 ||
+        !r.ParseFromArray(value.data(), static_cast<int>(value.size())) || r.packet_id() == 0 ||
+        r.packet_id() > 0xFFFF) {
       return corruptRecord(Table::kInflight, key);
     }
     ++stats.inflight;
-    uint16_t packet_id = keys::readU16(rest);
+    const uint16_t packet_id = static_cast<uint16_t>(r.packet_id());
     if (r.body_case() == records::InflightRecord::kMessage) {
       records::MessageRecord m = r.message();
       visitor.onInflight(client, packet_id, std::move(r), &m);
@@ -691,7 +693,7 @@ absl::StatusOr<LoadStats> RocksDbSessionStore::load(LoadVisitor& visitor) {
     ++summary.count;
     summary.bytes += r.message_bytes();
     ++stats.queue_entries;
-    if (!expired(r.expiry_ms(), now)) ++references[r.message_id()];
+    if (!expired(r.expiry_ms(), now) && !r.has_message()) ++references[r.message_id()];
     return absl::OkStatus();
   }));
   emit();
@@ -744,7 +746,13 @@ absl::StatusOr<std::vector<QueuedMessage>> RocksDbSessionStore::readQueue(
       return corruptRecord(Table::kQueue, key);
     }
     q.sequence = keys::readU64(key.substr(prefix.size()));
-    if (expired(q.entry.expiry_ms(), now)) q.state = QueuedMessage::State::kExpired;
+    if (expired(q.entry.expiry_ms(), now)) {
+      q.state = QueuedMessage::State::kExpired;
+    } else if (q.entry.has_message()) {  // embedded: no join needed
+      q.message = std::move(*q.entry.mutable_message());
+      q.entry.clear_message();
+      q.embedded = true;
+    }
     out.push_back(std::move(q));
   }
   RETURN_IF_ERROR(toStatus(it->status(), "reading a queue"));
@@ -753,7 +761,7 @@ absl::StatusOr<std::vector<QueuedMessage>> RocksDbSessionStore::readQueue(
   std::vector<size_t> wanted;
   std::vector<std::string> message_keys;
   for (size_t i = 0; i < out.size(); ++i) {
-    if (out[i].state != QueuedMessage::State::kOk) continue;
+    if (out[i].state != QueuedMessage::State::kOk || out[i].embedded) continue;
     wanted.push_back(i);
     message_keys.push_back(keys::message(out[i].entry.message_id()));
   }

@@ -62,6 +62,7 @@ class FakeContext : public BrokerContext {
   }
   void discardMatched() override { matched_.clear(); }
   void ackAfterCommit(Client& client, const codec::PubAckPacket& ack) override { client.send(ack); }
+  void persistQueued(session::Session&, session::OutboundMessage&) override {}
   void persistInflight(session::Session&, uint16_t, session::InflightMessage&) override {}
   void forgetInflight(session::Session&, uint16_t, session::InflightMessage&) override {}
   void forgetQueued(session::Session&, session::OutboundMessage&) override {}

@@ -32,6 +32,7 @@ TEST(KeysTest, SequencesSortNumericallyAcrossByteBoundaries) {
     EXPECT_EQ(keys::readU64(keys::message(seqs[i])), seqs[i]);
   }
   EXPECT_LT(keys::inflight("c", 255), keys::inflight("c", 256));
+  EXPECT_LT(keys::inflight("c", 0xFFFFFFFF), keys::inflight("c", 0x100000000));
 }
 
 TEST(KeysTest, SplitClientKey) {

@@ -198,9 +198,12 @@ TEST_F(StorageTest, RoundTripOfEveryRecordKindAcrossReopen) {
     ws.putSession(session);
     ws.putSubscription("dev-1", "$share/g/a/+", sub);
     ws.putMessage(5, message);
-    ws.putInflight("dev-1", 1, by_ref);
-    ws.putInflight("dev-1", 2, embedded);
-    ws.putInflight("dev-1", 300, pubrec);
+    by_ref.set_packet_id(1);
+    embedded.set_packet_id(2);
+    pubrec.set_packet_id(300);
+    ws.putInflight("dev-1", 10, by_ref);
+    ws.putInflight("dev-1", 11, embedded);
+    ws.putInflight("dev-1", 12, pubrec);
     ws.putAwaitingPubrel("dev-1", 65535);
     ws.putQueueEntry("dev-1", 6, entry);
     ws.putRetained("a/b", message);
@@ -340,7 +343,9 @@ TEST_F(StorageTest, DeleteSessionRemovesEverythingOfThatSessionOnly) {
     ws.putSubscription(c, "b", SubscriptionRecord());
     InflightRecord r;
     r.set_message_id(1);
+    r.set_packet_id(1);
     ws.putInflight(c, 1, r);
+    r.set_packet_id(65535);
     ws.putInflight(c, 65535, r);
     ws.putAwaitingPubrel(c, 7);
     for (uint64_t s = 0; s < 300; ++s) ws.putQueueEntry(c, s, makeEntry(1));
