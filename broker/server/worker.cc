@@ -281,6 +281,17 @@ void Worker::onTick() {
 
 // --- durable state ---
 
+Clocks Worker::iterationClocks() {
+  // Both clocks read once per loop iteration (the loop's time is per iteration
+  // too), not once per stored message.
+  if (clocks_.mono_ms != loop_.now()) {
+    clocks_ = Clocks::now();
+    clocks_.wall_ms += loop_.now() - clocks_.mono_ms;
+    clocks_.mono_ms = loop_.now();
+  }
+  return clocks_;
+}
+
 void Worker::persistSession(session::Session& s) {
   if (node_.store() == nullptr) return;
   if (s.expiry_interval == 0) {
@@ -289,7 +300,7 @@ void Worker::persistSession(session::Session& s) {
     if (s.stored) dropDurability(s, /*update_router=*/true);
     return;
   }
-  const Clocks clocks{loop_.now(), Clocks::now().wall_ms};
+  const Clocks clocks = iterationClocks();
   int64_t last_seen = 0;  // connected
   if (s.client == nullptr) {
     // Offline: when it went offline, which is what its expiry counts from (not
@@ -357,7 +368,7 @@ void Worker::forgetSubscription(const session::Session& s, const std::string& fi
 
 void Worker::persistRetained(const router::MessagePtr& message) {
   if (node_.store() == nullptr) return;
-  const Clocks clocks{loop_.now(), Clocks::now().wall_ms};
+  const Clocks clocks = iterationClocks();
   write_set_.putRetained(message->topic, toMessageRecord(*message, clocks));
 }
 
@@ -504,7 +515,7 @@ Worker::Durability Worker::persistMatched(const router::MessagePtr& message,
       match_stored_.clear();
       return Durability::kRefused;
     }
-    const Clocks clocks{loop_.now(), Clocks::now().wall_ms};
+    const Clocks clocks = iterationClocks();
     // Stored once: a record of its own when several sessions reference it,
     // embedded in the one entry otherwise.
     const bool record = targets > 1;
@@ -549,7 +560,7 @@ void Worker::forgetQueued(session::Session& s, session::OutboundMessage& out) {
 
 void Worker::persistQueued(session::Session& s, session::OutboundMessage& out) {
   if (out.stored_id == 0 || out.queue_entry_written || !s.stored) return;
-  const Clocks clocks{loop_.now(), Clocks::now().wall_ms};
+  const Clocks clocks = iterationClocks();
   write_set_.putQueueEntry(s.clientId(), out.stored_id, queueEntry(out, clocks));
   out.queue_entry_written = true;
 }
@@ -581,7 +592,7 @@ void Worker::persistInflight(session::Session& s, uint16_t packet_id,
   if (out.stored_record) {
     record.set_message_id(out.stored_id);
   } else {
-    const Clocks clocks{loop_.now(), Clocks::now().wall_ms};
+    const Clocks clocks = iterationClocks();
     *record.mutable_message() = storedMessage(*out.message, clocks);
   }
   record.set_packet_id(packet_id);
@@ -635,7 +646,7 @@ void Worker::refillBacklog(session::Session& s) {
                                   base::toStd(entries.status().message()));
     return;
   }
-  const Clocks clocks{loop_.now(), Clocks::now().wall_ms};
+  const Clocks clocks = iterationClocks();
   const uint64_t end = node_.messageIds().firstOfRun();
   bool exhausted = entries->size() < kChunk;
   for (storage::QueuedMessage& q : *entries) {

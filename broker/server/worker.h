@@ -22,6 +22,7 @@
 #include "broker/net/connection.h"
 #include "broker/net/event_loop.h"
 #include "broker/net/listener.h"
+#include "broker/server/records.h"
 #include "storage/write_set.h"
 
 namespace gannet::server {
@@ -110,6 +111,8 @@ class Worker : public handlers::BrokerContext {
   // then sends or fails the acks held for it.
   void commitWrites();
   void releaseHeldAcks(const absl::Status& commit_status);
+  // The monotonic (loop) and wall clocks of this iteration, for stored times.
+  Clocks iterationClocks();
   // Writes the range deletes of the inflight runs completed in this iteration.
   void flushInflightDone();
   // A message id for a stored message; 0 when the store cannot reserve one.
@@ -160,6 +163,7 @@ class Worker : public handlers::BrokerContext {
   uint64_t next_message_id_ = 0;
   uint64_t message_id_end_ = 0;
   uint64_t failed_commits_unlogged_ = 0;
+  Clocks clocks_;
   int64_t next_commit_error_log_ms_ = 0;
   std::vector<std::vector<RemoteDelivery>> outgoing_;  // per target worker
   std::mutex inbox_mu_;
