@@ -331,8 +331,9 @@ absl::Status Node::loadStore() {
   }
   base::logger("node").info(
       "store {}/store: {} sessions restored ({} expired and deleted), {} subscriptions, {} "
-      "inflight and {} queued messages, {} retained messages",
-      options_.data_dir, restored, expired, subscriptions, inflight, queued, retained);
+      "inflight and {} queued messages, {} shared message records, {} retained messages",
+      options_.data_dir, restored, expired, subscriptions, inflight, queued,
+      stats->messages - stats->orphan_messages_deleted, retained);
   return absl::OkStatus();
 }
 
