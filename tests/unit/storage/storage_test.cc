@@ -336,6 +336,68 @@ TEST_F(StorageTest, RangeDeleteOfDeliveredEntriesSurvivesReopenAndCompaction) {
   EXPECT_EQ(count(*store, Table::kQueue), 499u);
 }
 
+TEST_F(StorageTest, EmbeddedQueueEntryNeedsNoMessageRecordAndHoldsNoReference) {
+  {
+    auto store = open();
+    WriteSet ws;
+    QueueEntryRecord embedded = makeEntry(7);
+    *embedded.mutable_message() = makeMessage("a/b", "inline");
+    ws.putQueueEntry("c", 7, embedded);
+    ws.putMessage(8, makeMessage("a/b", "shared"));
+    ws.putQueueEntry("c", 8, makeEntry(8));
+    QueueEntryRecord expired = makeEntry(9, now_ms_ - 1);
+    *expired.mutable_message() = makeMessage("a/b", "old");
+    ws.putQueueEntry("c", 9, expired);
+    commit(*store, ws);
+  }
+  auto store = open();
+  LoadStats stats;
+  Loaded l = load(*store, &stats);
+  // Only the shared record is referenced; nothing is an orphan.
+  EXPECT_EQ(l.references.size(), 1u);
+  EXPECT_EQ(l.references[8], 1u);
+  EXPECT_EQ(stats.orphan_messages_deleted, 0u);
+  auto q = store->readQueue("c", 0, 10);
+  ASSERT_TRUE(q.ok());
+  ASSERT_EQ(q->size(), 3u);
+  EXPECT_EQ((*q)[0].state, QueuedMessage::State::kOk);
+  EXPECT_TRUE((*q)[0].embedded);
+  EXPECT_EQ((*q)[0].message.payload(), "inline");
+  EXPECT_FALSE((*q)[0].entry.has_message());  // moved out, not copied
+  EXPECT_EQ((*q)[1].state, QueuedMessage::State::kOk);
+  EXPECT_FALSE((*q)[1].embedded);
+  EXPECT_EQ((*q)[1].message.payload(), "shared");
+  EXPECT_EQ((*q)[2].state, QueuedMessage::State::kExpired);
+}
+
+TEST_F(StorageTest, InflightRangeDeleteRemovesACompletedRunOnly) {
+  {
+    auto store = open();
+    WriteSet ws;
+    for (uint64_t seq = 1; seq <= 100; ++seq) {
+      InflightRecord r;
+      *r.mutable_message() = makeMessage("t", "p");
+      r.set_qos(1);
+      r.set_sequence(seq);
+      r.set_packet_id(static_cast<uint32_t>(seq));
+      ws.putInflight("c", seq, r);
+      ws.putInflight("cd", seq, r);  // another client with a longer id
+    }
+    commit(*store, ws);
+    ws.deleteInflightRange("c", 1, 61);  // acknowledged: 1..60
+    ws.deleteInflight("c", 70);
+    commit(*store, ws);
+  }
+  auto store = open();
+  LoadStats stats;
+  Loaded l = load(*store, &stats);
+  EXPECT_EQ(stats.inflight, 139u);  // 39 of "c" + 100 of "cd"
+  EXPECT_EQ(l.inflight.count(Loaded::key("c", "60")), 0u);
+  EXPECT_EQ(l.inflight.count(Loaded::key("c", "61")), 1u);
+  EXPECT_EQ(l.inflight.count(Loaded::key("c", "70")), 0u);
+  EXPECT_EQ(l.inflight.count(Loaded::key("cd", "1")), 1u);
+}
+
 TEST_F(StorageTest, DeleteSessionRemovesEverythingOfThatSessionOnly) {
   auto fill = [](WriteSet& ws, const std::string& c) {
     ws.putSession(makeSession(c));
