@@ -35,8 +35,12 @@ class BrokerContext {
   // of the iteration).
   virtual size_t match(const router::MessagePtr& message) = 0;
   virtual void deliverMatched(const router::MessagePtr& message) = 0;
+  // The broker's own messages (wills, $SYS): stored for persistent sessions like
+  // a client's QoS >= 1 publish, but nobody waits for an ack (and a store over
+  // its limit does not stop a will: it is delivered in memory then).
   size_t publish(const router::MessagePtr& message) {
     size_t n = match(message);
+    if (message->qos > 0) persistMatched(message, nullptr, 0);
     deliverMatched(message);
     return n;
   }
@@ -90,9 +94,10 @@ class BrokerContext {
   };
   // After match(): records `message` and a queue entry for every matched durable
   // session (the deliveries of deliverMatched() then carry the stored id), and
-  // for QoS 2 from a persistent `publisher` session `packet_id` as awaiting PUBREL.
+  // for QoS 2 from a persistent `publisher` session `packet_id` as awaiting PUBREL
+  // (`publisher` is null for the broker's own messages: wills).
   virtual Durability persistMatched(const router::MessagePtr& message,
-                                    session::Session& publisher, uint16_t packet_id) = 0;
+                                    session::Session* publisher, uint16_t packet_id) = 0;
   // Drops the deliveries found by the last match() without making them.
   virtual void discardMatched() = 0;
   // Sends `ack` (the PUBACK / PUBREC of a publish) once this iteration's batch is

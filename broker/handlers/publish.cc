@@ -115,7 +115,7 @@ absl::Status handlePublish(Client& client, codec::PublishPacket&& p) {
   size_t deliveries = ctx.match(m);
   using Durability = BrokerContext::Durability;
   const Durability durability =
-      p.qos > 0 ? ctx.persistMatched(m, s, p.packet_id) : Durability::kNone;
+      p.qos > 0 ? ctx.persistMatched(m, &s, p.packet_id) : Durability::kNone;
   const codec::PacketType ack_type =
       p.qos == 1 ? codec::PacketType::kPuback : codec::PacketType::kPubrec;
   if (durability == Durability::kRefused) {

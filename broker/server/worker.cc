@@ -480,7 +480,7 @@ records::QueueEntryRecord queueEntry(const session::OutboundMessage& out, const 
 }  // namespace
 
 Worker::Durability Worker::persistMatched(const router::MessagePtr& message,
-                                          session::Session& publisher, uint16_t packet_id) {
+                                          session::Session* publisher, uint16_t packet_id) {
   if (node_.store() == nullptr || message->qos == 0) return Durability::kNone;
   match_stored_.assign(match_scratch_.size(), StoredDelivery{});
   size_t targets = 0;
@@ -500,7 +500,7 @@ Worker::Durability Worker::persistMatched(const router::MessagePtr& message,
     match_stored_[i].durable = true;
     ++targets;
   }
-  const bool pubrel = message->qos == 2 && publisher.stored;
+  const bool pubrel = message->qos == 2 && publisher != nullptr && publisher->stored;
   if (targets == 0 && !pubrel) {
     match_stored_.clear();
     return Durability::kNone;
@@ -537,7 +537,7 @@ Worker::Durability Worker::persistMatched(const router::MessagePtr& message,
     }
     stats_.messages_stored.add();
   }
-  if (pubrel) write_set_.putAwaitingPubrel(publisher.clientId(), packet_id);
+  if (pubrel) write_set_.putAwaitingPubrel(publisher->clientId(), packet_id);
   return Durability::kStored;
 }
 

@@ -84,7 +84,7 @@ class Worker : public handlers::BrokerContext {
   void persistRetained(const router::MessagePtr& message) override;
   void forgetRetained(const std::string& topic) override;
   void commitDurable() override { commitWrites(); }
-  Durability persistMatched(const router::MessagePtr& message, session::Session& publisher,
+  Durability persistMatched(const router::MessagePtr& message, session::Session* publisher,
                             uint16_t packet_id) override;
   void discardMatched() override;
   void ackAfterCommit(handlers::Client& client, const codec::PubAckPacket& ack) override;

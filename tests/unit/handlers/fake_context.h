@@ -57,7 +57,7 @@ class FakeContext : public BrokerContext {
   void forgetRetained(const std::string&) override {}
   void commitDurable() override {}
   // No store: nothing is durable, acks go out at once.
-  Durability persistMatched(const router::MessagePtr&, session::Session&, uint16_t) override {
+  Durability persistMatched(const router::MessagePtr&, session::Session*, uint16_t) override {
     return Durability::kNone;
   }
   void discardMatched() override { matched_.clear(); }
