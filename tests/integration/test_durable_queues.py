@@ -39,6 +39,12 @@ class DurableTestBase(BrokerTestCase):
 
     # ---- sessions ------------------------------------------------------------
 
+    def offline_subscriber(self, topic, cid, qos=1):
+        """A persistent 3.1.1 session subscribed to `topic`, then disconnected."""
+        sub = self.persistent(4, cid)
+        sub.subscribe(topic, qos=qos)
+        self.disconnect(sub)
+
     def persistent(self, version, cid, clean=True, expiry=3600):
         """A persistent session: 3.1.1 cleanSession=0 (`clean` is ignored, a
         3.1.1 persistent session is always cleanSession=0); MQTT 5 Clean Start
@@ -142,9 +148,7 @@ class DurableQueueTest(DurableTestBase):
 
     def test_offline_queue_2000_qos1_survive_sigkill(self):
         topic, cid = unique("dq"), unique("dq-sub")
-        sub = self.persistent(4, cid)
-        sub.subscribe(topic, qos=1)
-        self.disconnect(sub)
+        self.offline_subscriber(topic, cid)
 
         expected = [f"m{i:04d}".encode() for i in range(2000)]
         pub = self.raw(4)
@@ -326,9 +330,7 @@ class QueueBoundAfterRestartTest(DurableTestBase):
 
     def test_queue_bound_applies_after_restart(self):
         topic, cid = unique("bound"), unique("bound-sub")
-        sub = self.persistent(4, cid)
-        sub.subscribe(topic, qos=1)
-        self.disconnect(sub)
+        self.offline_subscriber(topic, cid)
 
         published = [f"m{i:03d}".encode() for i in range(100)]
         pub = self.raw(4)
