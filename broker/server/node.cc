@@ -266,7 +266,6 @@ absl::Status Node::loadStore() {
           if (r.body_case() == records::InflightRecord::kMessageId) {
             in.out.stored_id = r.message_id();
             in.out.stored_record = true;
-            in.out.stored_shared = true;  // MessageRefs knows whether it really is
           }
         }
         s.next_sequence = std::max(s.next_sequence, in.sequence + 1);

@@ -2,6 +2,8 @@
 
 #include <unistd.h>
 
+#include <span>
+
 #include "absl/strings/str_cat.h"
 #include "base/logging.h"
 #include "base/strings.h"
@@ -116,7 +118,6 @@ void Worker::deliverMatched(const router::MessagePtr& message) {
       const StoredDelivery& sd = match_stored_[i];
       out.stored_id = sd.id;
       out.stored_record = sd.record;
-      out.stored_shared = sd.record;  // a record exists only for several targets
       out.queue_entry_written = sd.entry_written;
       client = &sd.client_id;
     }
@@ -464,16 +465,17 @@ records::MessageRecord storedMessage(const router::Message& m, const Clocks& clo
 
 // The queue entry of a durable delivery; the message is embedded when it has no
 // record of its own.
-records::QueueEntryRecord queueEntry(const session::OutboundMessage& out, const Clocks& clocks) {
-  const router::Message& m = *out.message;
+records::QueueEntryRecord queueEntry(const router::Message& m, uint64_t id, bool record,
+                                     uint8_t qos, bool retain, std::span<const uint32_t> sub_ids,
+                                     const Clocks& clocks) {
   records::QueueEntryRecord entry;
   entry.set_expiry_ms(static_cast<uint64_t>(clocks.toWall(m.expiry_deadline_ms)));
-  entry.set_message_id(out.stored_id);
-  entry.set_qos(out.qos);
-  entry.set_retain(out.retain);
-  for (uint32_t sid : out.subscription_ids) entry.add_subscription_ids(sid);
+  entry.set_message_id(id);
+  entry.set_qos(qos);
+  entry.set_retain(retain);
+  for (uint32_t sid : sub_ids) entry.add_subscription_ids(sid);
   entry.set_message_bytes(static_cast<uint32_t>(m.topic.size() + m.payload.size()));
-  if (!out.stored_record) *entry.mutable_message() = storedMessage(m, clocks);
+  if (!record) *entry.mutable_message() = storedMessage(m, clocks);
   return entry;
 }
 
@@ -529,10 +531,10 @@ Worker::Durability Worker::persistMatched(const router::MessagePtr& message,
       sd.id = id;
       sd.record = record;
       if (sd.local) continue;
-      session::OutboundMessage out = handlers::outboundFor(message, match_scratch_[i]);
-      out.stored_id = id;
-      out.stored_record = record;
-      write_set_.putQueueEntry(*sd.client_id, id, queueEntry(out, clocks));
+      const session::OutboundMessage out = handlers::outboundFor(message, match_scratch_[i]);
+      write_set_.putQueueEntry(*sd.client_id, id,
+                               queueEntry(*message, id, record, out.qos, out.retain,
+                                          out.subscription_ids, clocks));
       sd.entry_written = true;
     }
     stats_.messages_stored.add();
@@ -543,12 +545,11 @@ Worker::Durability Worker::persistMatched(const router::MessagePtr& message,
 
 void Worker::releaseMessage(session::OutboundMessage& out) {
   if (out.stored_id == 0) return;
-  if (out.stored_record && (!out.stored_shared || node_.messageRefs().release(out.stored_id))) {
+  if (out.stored_record && node_.messageRefs().release(out.stored_id)) {
     write_set_.deleteMessage(out.stored_id);
   }
   out.stored_id = 0;
   out.stored_record = false;
-  out.stored_shared = false;
   out.queue_entry_written = false;
 }
 
@@ -561,7 +562,9 @@ void Worker::forgetQueued(session::Session& s, session::OutboundMessage& out) {
 void Worker::persistQueued(session::Session& s, session::OutboundMessage& out) {
   if (out.stored_id == 0 || out.queue_entry_written || !s.stored) return;
   const Clocks clocks = iterationClocks();
-  write_set_.putQueueEntry(s.clientId(), out.stored_id, queueEntry(out, clocks));
+  write_set_.putQueueEntry(s.clientId(), out.stored_id,
+                          queueEntry(*out.message, out.stored_id, out.stored_record, out.qos,
+                                     out.retain, out.subscription_ids, clocks));
   out.queue_entry_written = true;
 }
 
@@ -673,7 +676,6 @@ void Worker::refillBacklog(session::Session& s) {
     for (uint32_t sid : q.entry.subscription_ids()) out.subscription_ids.push_back(sid);
     out.stored_id = q.sequence;
     out.stored_record = !q.embedded;
-    out.stored_shared = true;  // MessageRefs knows whether it really is
     out.queue_entry_written = true;
     s.queued_bytes += out.message->topic.size() + out.message->payload.size();
     s.backlog.push_back(std::move(out));

@@ -34,12 +34,10 @@ struct OutboundMessage {
   // Non-zero when this delivery is durable: a node-wide message id, which is also
   // the sequence of its entry in this session's stored queue.
   uint64_t stored_id = 0;
-  // A MessageRecord is stored under stored_id (false: the message is embedded in
-  // the queue entry / inflight record, as for a message with one durable target).
+  // A MessageRecord is stored under stored_id, shared with the message's other
+  // durable deliveries (MessageRefs counts them); false: the message is embedded
+  // in the queue entry / inflight record, as for a message with one durable target.
   bool stored_record = false;
-  // The record has other durable references than this one: deleting it waits
-  // for the last (MessageRefs).
-  bool stored_shared = false;
   // The queue entry is written (false: the delivery is being made in the
   // publisher's iteration, which writes an entry or an inflight record for it).
   bool queue_entry_written = false;
