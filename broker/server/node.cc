@@ -22,6 +22,8 @@
 #include "broker/net/address.h"
 #include "broker/server/metrics_collector.h"
 #include "broker/server/records.h"
+#include "storage/crc32c.h"
+#include "storage/journal.h"
 #include "storage/rocksdb/rocksdb_session_store.h"
 
 namespace gannet::server {
@@ -77,6 +79,16 @@ absl::Status Node::start() {
     if (!s.ok()) return s;
   }
   RETURN_IF_ERROR(loadStore());
+  for (auto& w : workers_) {
+    storage::JournalOptions jo;
+    jo.dir = journalDir();
+    jo.writer = w->workerIndex();
+    jo.segment_bytes = options_.journal_segment_bytes;
+    jo.sync = options_.fsync;
+    auto journal = storage::Journal::open(jo);
+    if (!journal.ok()) return journal.status();
+    w->setJournal(std::move(*journal));
+  }
   // The first worker binds (port 0 picks a free port); the others share the port.
   net::HostPort bind = *addr;
   for (auto& w : workers_) {
@@ -100,6 +112,33 @@ absl::Status Node::openStore() {
   auto store = storage::openRocksDbSessionStore(so);
   if (!store.ok()) return store.status();
   store_ = std::move(*store);
+  return recoverJournal();
+}
+
+std::string Node::journalDir() const { return absl::StrCat(options_.data_dir, "/journal"); }
+
+absl::Status Node::recoverJournal() {
+  // Inflight records the workers' journals held when the node stopped go into
+  // the store (one batch), then the files go: the store is the one place
+  // load() reads, and each run starts with empty journals.
+  auto recovered = storage::recoverJournal(journalDir());
+  if (!recovered.ok()) return recovered.status();
+  if (recovered->files == 0) return absl::OkStatus();
+  storage::WriteSet moved;
+  for (const storage::RecoveredInflight& e : recovered->entries) {
+    records::InflightRecord record;
+    if (!record.ParseFromString(e.record)) {
+      return absl::DataLossError(absl::StrCat("journal in ", journalDir(),
+                                              ": unreadable inflight record of client '",
+                                              e.client_id, "' sequence ", e.sequence));
+    }
+    moved.putInflight(e.client_id, e.sequence, record);
+  }
+  if (!moved.empty()) RETURN_IF_ERROR(store_->commit(std::move(moved)));
+  RETURN_IF_ERROR(storage::removeJournalFiles(journalDir()));
+  base::logger("node").info("journal: {} inflight records from {} files ({} frames) moved into the "
+                            "store", recovered->entries.size(), recovered->files,
+                            recovered->frames);
   return absl::OkStatus();
 }
 
@@ -398,7 +437,8 @@ void Node::checkDiskUse(int64_t now_ms) {
   const uint64_t limit = options_.broker.max_disk_bytes;
   if (limit == 0 || store_ == nullptr || now_ms < next_disk_check_ms_) return;
   next_disk_check_ms_ = now_ms + 1000;
-  const uint64_t used = store_->approximateDiskBytes();
+  uint64_t used = store_->approximateDiskBytes();
+  for (const auto& w : workers_) used += w->journalDiskBytes();
   const bool full = used > limit;
   if (full != store_full_.exchange(full, std::memory_order_relaxed)) {
     if (full) {

@@ -37,6 +37,9 @@ struct NodeOptions {
   // --fsync: false = a commit returns once the WAL is written (survives kill -9);
   // true = once it is fsync'ed (survives power loss).
   bool fsync = false;
+  // --journal_segment_bytes: size at which a worker's inflight journal starts a
+  // new file (docs/storage.md, "The inflight journal").
+  uint64_t journal_segment_bytes = uint64_t{64} << 20;
   std::string metrics_listen;  // empty: no metrics endpoint
   uint32_t workers = 0;        // 0: one per core
   uint32_t sys_interval_s = 5; // 0: no $SYS topics
@@ -105,6 +108,9 @@ class Node {
   absl::Status prepareDataDir();
   absl::Status startMetrics();
   absl::Status openStore();
+  // Moves what the inflight journals held into the store and removes them.
+  absl::Status recoverJournal();
+  std::string journalDir() const;
   // Restores what openStore() found: sessions onto workers (not yet started),
   // their subscriptions into the router, retained messages into the index.
   absl::Status loadStore();

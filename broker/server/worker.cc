@@ -350,7 +350,15 @@ void Worker::dropDurability(session::Session& s, bool update_router) {
     in.stored = false;
   }
   write_set_.deleteSession(s.clientId());  // with everything under it
+  if (journal_ != nullptr) {
+    for (auto& [pid, in] : s.inflight) {
+      if (in.journal_segment != 0) journal_->release(in.journal_segment);
+      in.journal_segment = 0;
+    }
+    journal_->drop(s.id());
+  }
   s.inflight_done_from = s.inflight_done_to = 0;
+  s.journal_done_from = s.journal_done_to = 0;
   s.stored = false;
   node_.durableSessions().remove(s.id());
   if (update_router) setRouterDurable(s, false);
@@ -381,10 +389,21 @@ void Worker::forgetRetained(const std::string& topic) {
 void Worker::commitWrites() {
   flushInflightDone();
   absl::Status s;
+  bool committed = false;
+  const size_t ops = write_set_.operationCount();
+  if (journal_ != nullptr && journal_->pending()) {
+    // The journal first: a record moving from the offline queue into the inflight
+    // window is deleted from the queue (write_set_) only once its inflight record
+    // is written. When the journal fails, write_set_ is not written either.
+    s = journal_->commit();
+    committed = true;
+  }
   if (!write_set_.empty()) {
-    const size_t ops = write_set_.operationCount();
-    s = node_.store()->commit(std::move(write_set_));
+    if (s.ok()) s = node_.store()->commit(std::move(write_set_));
     write_set_ = storage::WriteSet();
+    committed = true;
+  }
+  if (committed) {
     stats_.store_commits.add();
     if (!s.ok()) {
       stats_.store_commit_failures.add();
@@ -400,6 +419,7 @@ void Worker::commitWrites() {
     }
   }
   if (!held_acks_.empty()) releaseHeldAcks(s);
+  if (committed && s.ok() && journal_ != nullptr) maintainJournal();
 }
 
 void Worker::ackAfterCommit(Client& client, const codec::PubAckPacket& ack) {
@@ -568,52 +588,84 @@ void Worker::persistQueued(session::Session& s, session::OutboundMessage& out) {
   out.queue_entry_written = true;
 }
 
-void Worker::persistInflight(session::Session& s, uint16_t packet_id,
-                             session::InflightMessage& in) {
-  if (!s.stored) return;
+records::InflightRecord Worker::inflightRecord(uint16_t packet_id,
+                                               const session::InflightMessage& in) {
   records::InflightRecord record;
   record.set_qos(in.out.qos);
   record.set_retain(in.out.retain);
   record.set_sequence(in.sequence);
+  record.set_packet_id(packet_id);
   for (uint32_t sid : in.out.subscription_ids) record.add_subscription_ids(sid);
   if (in.pubrec_received) {
     // QoS 2 after PUBREC: only the packet id matters (PUBREL is resent after a
     // restart); the message is no longer needed.
     record.set_pubrec_received(true);
-    record.set_packet_id(packet_id);
-    write_set_.putInflight(s.clientId(), in.sequence, record);
-    in.stored = true;
-    releaseMessage(in.out);
-    return;
-  }
-  session::OutboundMessage& out = in.out;
-  if (out.stored_id == 0) return;  // not a durable message
-  if (out.queue_entry_written) {
-    write_set_.deleteQueueEntry(s.clientId(), out.stored_id);
-    out.queue_entry_written = false;
-  }
-  if (out.stored_record) {
-    record.set_message_id(out.stored_id);
+  } else if (in.out.stored_record) {
+    record.set_message_id(in.out.stored_id);
   } else {
-    const Clocks clocks = iterationClocks();
-    *record.mutable_message() = storedMessage(*out.message, clocks);
+    *record.mutable_message() = storedMessage(*in.out.message, iterationClocks());
   }
-  record.set_packet_id(packet_id);
-  write_set_.putInflight(s.clientId(), in.sequence, record);
-  in.stored = true;
+  return record;
 }
+
+void Worker::persistInflight(session::Session& s, uint16_t packet_id,
+                             session::InflightMessage& in) {
+  if (!s.stored) return;
+  session::OutboundMessage& out = in.out;
+  if (!in.pubrec_received) {
+    if (out.stored_id == 0) return;  // not a durable message
+    if (out.queue_entry_written) {
+      write_set_.deleteQueueEntry(s.clientId(), out.stored_id);
+      out.queue_entry_written = false;
+    }
+  }
+  const records::InflightRecord record = inflightRecord(packet_id, in);
+  if (journal_ != nullptr && (!in.stored || in.journal_segment != 0)) {
+    // New records go to the journal; one already moved to the store stays there.
+    record_scratch_.clear();
+    record.AppendToString(&record_scratch_);
+    const uint32_t segment = journal_->put(s.id(), s.clientId(), in.sequence, record_scratch_);
+    if (in.journal_segment != 0) journal_->release(in.journal_segment);
+    in.journal_segment = segment;
+  } else {
+    write_set_.putInflight(s.clientId(), in.sequence, record);
+  }
+  in.stored = true;
+  if (in.pubrec_received) releaseMessage(out);
+}
+
+namespace {
+
+// Extends the run [*from, *to) of completed sequences by `sequence`. False when
+// `sequence` does not continue it: the caller writes the run and starts anew.
+bool extendRun(uint64_t* from, uint64_t* to, uint64_t sequence) {
+  if (*to == 0) {
+    *from = sequence;
+    *to = sequence + 1;
+    return true;
+  }
+  if (sequence != *to) return false;
+  ++*to;
+  return true;
+}
+
+}  // namespace
 
 void Worker::forgetInflight(session::Session& s, uint16_t packet_id, session::InflightMessage& in) {
   if (in.stored) {
     // QoS 1 acks come in send order (§4.6): extend this iteration's run, which
-    // becomes one range delete (flushInflightDone), instead of a point delete each.
-    if (s.inflight_done_to == 0) {
-      completed_inflight_.push_back(s.id());
-      s.inflight_done_from = in.sequence;
-      s.inflight_done_to = in.sequence + 1;
-    } else if (in.sequence == s.inflight_done_to) {
-      ++s.inflight_done_to;
-    } else {
+    // becomes one range delete / Done operation (flushInflightDone), instead of
+    // one per message.
+    if (s.inflight_done_to == 0 && s.journal_done_to == 0) completed_inflight_.push_back(s.id());
+    if (in.journal_segment != 0) {
+      journal_->release(in.journal_segment);
+      in.journal_segment = 0;
+      if (!extendRun(&s.journal_done_from, &s.journal_done_to, in.sequence)) {
+        journal_->done(s.id(), s.journal_done_from, s.journal_done_to);
+        s.journal_done_from = in.sequence;
+        s.journal_done_to = in.sequence + 1;
+      }
+    } else if (!extendRun(&s.inflight_done_from, &s.inflight_done_to, in.sequence)) {
       write_set_.deleteInflightRange(s.clientId(), s.inflight_done_from, s.inflight_done_to);
       s.inflight_done_from = in.sequence;
       s.inflight_done_to = in.sequence + 1;
@@ -628,12 +680,46 @@ void Worker::flushInflightDone() {
     auto it = sessions_.find(id);
     if (it == sessions_.end()) continue;  // ended: its records went with it
     session::Session& s = *it->second;
-    if (s.inflight_done_to != 0 && s.stored) {
-      write_set_.deleteInflightRange(s.clientId(), s.inflight_done_from, s.inflight_done_to);
+    if (s.stored) {
+      if (s.inflight_done_to != 0) {
+        write_set_.deleteInflightRange(s.clientId(), s.inflight_done_from, s.inflight_done_to);
+      }
+      if (s.journal_done_to != 0) journal_->done(s.id(), s.journal_done_from, s.journal_done_to);
     }
     s.inflight_done_from = s.inflight_done_to = 0;
+    s.journal_done_from = s.journal_done_to = 0;
   }
   completed_inflight_.clear();
+}
+
+void Worker::maintainJournal() {
+  const uint32_t evict = journal_->evictBefore();
+  if (evict != 0 && loop_.now() >= next_evict_ms_) {
+    // Records still inflight after about two segments (a client that does not
+    // acknowledge): into the store, where they do not hold the journal's files.
+    storage::WriteSet moved;
+    std::vector<session::InflightMessage*> entries;
+    for (auto& [id, s] : sessions_) {
+      for (auto& [pid, in] : s->inflight) {
+        if (in.journal_segment == 0 || in.journal_segment > evict) continue;
+        moved.putInflight(s->clientId(), in.sequence, inflightRecord(pid, in));
+        entries.push_back(&in);
+      }
+    }
+    absl::Status st = moved.empty() ? absl::OkStatus() : node_.store()->commit(std::move(moved));
+    if (st.ok()) {
+      for (session::InflightMessage* in : entries) {
+        journal_->release(in->journal_segment);
+        in->journal_segment = 0;
+      }
+    } else {
+      next_evict_ms_ = loop_.now() + 1000;
+      base::logger("storage").warn("cannot move {} inflight records from the journal into the "
+                                   "store (retrying in 1 s): {}",
+                                   entries.size(), base::toStd(st.message()));
+    }
+  }
+  journal_->collect();
 }
 
 void Worker::forgetAwaitingPubrel(session::Session& s, uint16_t packet_id) {

@@ -23,6 +23,7 @@
 #include "broker/net/event_loop.h"
 #include "broker/net/listener.h"
 #include "broker/server/records.h"
+#include "storage/journal.h"
 #include "storage/write_set.h"
 
 namespace gannet::server {
@@ -98,6 +99,11 @@ class Worker : public handlers::BrokerContext {
   void refillBacklog(session::Session& session) override;
 
   const handlers::WorkerStats& stats() const { return stats_; }
+  // Before start(): the journal this worker writes its inflight records to
+  // (null: none, everything goes to the store).
+  void setJournal(std::unique_ptr<storage::Journal> journal) { journal_ = std::move(journal); }
+  // Any thread: bytes of this worker's journal files.
+  uint64_t journalDiskBytes() const { return journal_ ? journal_->diskBytes() : 0; }
 
  private:
   void onAccept(int fd, std::string peer);
@@ -115,6 +121,11 @@ class Worker : public handlers::BrokerContext {
   Clocks iterationClocks();
   // Writes the range deletes of the inflight runs completed in this iteration.
   void flushInflightDone();
+  // After a successful commit: moves inflight records that stayed in old journal
+  // segments into the store, and removes journal files no longer needed.
+  void maintainJournal();
+  // The record of an inflight message as stored (journal or store).
+  records::InflightRecord inflightRecord(uint16_t packet_id, const session::InflightMessage& in);
   // A message id for a stored message; 0 when the store cannot reserve one.
   uint64_t nextMessageId();
   // Drops one durable reference to a stored message; deletes it with the last.
@@ -171,6 +182,11 @@ class Worker : public handlers::BrokerContext {
   uint64_t assigned_ids_ = 0;
   // The durable changes of the current loop iteration (docs/storage.md).
   storage::WriteSet write_set_;
+  // Inflight records of this worker's persistent sessions, written before
+  // write_set_ at each commit (docs/storage.md, "The inflight journal").
+  std::unique_ptr<storage::Journal> journal_;
+  std::string record_scratch_;  // a serialised record on its way into the journal
+  int64_t next_evict_ms_ = 0;   // after a failed eviction: when to try again
 };
 
 }  // namespace gannet::server

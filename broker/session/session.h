@@ -86,8 +86,10 @@ struct InflightMessage {
   // Sent on an earlier connection and not yet resent on this one: waits for a
   // slot in the client's window (MQTT 5 Receive Maximum, §3.3.4).
   bool resend_pending = false;
-  // The store holds an inflight record for it (client id, packet id).
+  // An inflight record of it is on disk: in the worker's journal segment
+  // `journal_segment`, or (0) in the store.
   bool stored = false;
+  uint32_t journal_segment = 0;
 };
 
 // The part of a restored session's offline queue still on disk: entries with a
@@ -146,6 +148,9 @@ class Session {
   // with one range delete at the end of the iteration (0, 0: none).
   uint64_t inflight_done_from = 0;
   uint64_t inflight_done_to = 0;
+  // The same for records in the worker's journal (one Done operation).
+  uint64_t journal_done_from = 0;
+  uint64_t journal_done_to = 0;
   // Inflight entries actually on the current connection (counted against the window).
   size_t onWire() const { return inflight.size() - resend_pending; }
   // Messages waiting for a free inflight slot, or for the client to come back, in

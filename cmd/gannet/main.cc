@@ -26,6 +26,9 @@ ABSL_FLAG(std::string, data_dir, "./data", "Directory for durable state; created
 ABSL_FLAG(bool, fsync, false,
           "Sync the store's write-ahead log on every commit: survives power loss, not only "
           "kill -9 (slower)");
+ABSL_FLAG(uint64_t, journal_segment_bytes, uint64_t{64} << 20,
+          "Size at which a worker's inflight journal (DATA_DIR/journal) starts a new file; "
+          "records unacknowledged for about two files move into the store");
 ABSL_FLAG(std::string, metrics_listen, "", "Prometheus /metrics listener HOST:PORT; empty: off");
 ABSL_FLAG(uint32_t, workers, 0, "Worker threads (event loops); 0: one per core");
 ABSL_FLAG(std::string, log_level, "info", "trace, debug, info, warn, error, critical or off");
@@ -136,6 +139,8 @@ gannet::server::NodeOptions optionsFromFlags() {
   o.data_dir = absl::GetFlag(FLAGS_data_dir);
   if (o.data_dir.empty()) usageError("--data_dir must not be empty");
   o.fsync = absl::GetFlag(FLAGS_fsync);
+  o.journal_segment_bytes = checkedRange<uint64_t>(
+      "journal_segment_bytes", absl::GetFlag(FLAGS_journal_segment_bytes), 4096, uint64_t{1} << 32);
   o.metrics_listen = absl::GetFlag(FLAGS_metrics_listen);
   if (auto a = gannet::net::parseHostPort(o.metrics_listen); !o.metrics_listen.empty() && !a.ok()) {
     usageError(absl::StrCat("--metrics_listen: ", a.status().message()));
