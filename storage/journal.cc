@@ -32,6 +32,15 @@ void appendVarint(std::string& out, uint64_t v) {
   out.push_back(static_cast<char>(v));
 }
 
+char* writeVarint(char* p, uint64_t v) {
+  while (v >= 0x80) {
+    *p++ = static_cast<char>((v & 0x7F) | 0x80);
+    v >>= 7;
+  }
+  *p++ = static_cast<char>(v);
+  return p;
+}
+
 void putLe32(char* p, uint32_t v) {
   for (int i = 0; i < 4; ++i) p[i] = static_cast<char>((v >> (8 * i)) & 0xFF);
 }
@@ -222,11 +231,17 @@ uint32_t Journal::put(uint64_t session_id, std::string_view client_id, uint64_t 
     }
     last_defined_ = session_id;
   }
-  pending_.push_back(static_cast<char>(Op::kPut));
-  appendVarint(pending_, session_id);
-  appendVarint(pending_, sequence);
-  appendVarint(pending_, record.size());
-  pending_.append(record);
+  // The header in one append: this runs once per durable delivery.
+  char header[1 + 3 * 10];
+  char* p = header;
+  *p++ = static_cast<char>(Op::kPut);
+  p = writeVarint(p, session_id);
+  p = writeVarint(p, sequence);
+  p = writeVarint(p, record.size());
+  const size_t at = pending_.size();
+  pending_.resize(at + static_cast<size_t>(p - header) + record.size());
+  std::memcpy(pending_.data() + at, header, static_cast<size_t>(p - header));
+  std::memcpy(pending_.data() + at + (p - header), record.data(), record.size());
   ++segments_.rbegin()->second.live;  // the active segment is the newest
   return active_;
 }

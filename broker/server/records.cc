@@ -1,7 +1,9 @@
 #include "broker/server/records.h"
 
 #include <chrono>
+#include <cstring>
 
+#include "base/assert.h"
 #include "base/clock.h"
 
 namespace gannet::server {
@@ -115,6 +117,119 @@ router::MessagePtr fromMessageRecord(const records::MessageRecord& r, const Cloc
     m->properties = std::move(props);
   }
   return m;
+}
+
+namespace {
+
+// Protocol Buffers wire format, written into a buffer sized in advance.
+constexpr uint32_t kVarint = 0, kFixed64 = 1, kLengthDelimited = 2;
+
+size_t varintSize(uint64_t v) {
+  size_t n = 1;
+  while (v >= 0x80) {
+    v >>= 7;
+    ++n;
+  }
+  return n;
+}
+
+char* writeVarint(char* p, uint64_t v) {
+  while (v >= 0x80) {
+    *p++ = static_cast<char>((v & 0x7F) | 0x80);
+    v >>= 7;
+  }
+  *p++ = static_cast<char>(v);
+  return p;
+}
+
+// Fields below 16: a one-byte tag.
+char* writeTag(char* p, uint32_t field, uint32_t wire_type) {
+  *p++ = static_cast<char>((field << 3) | wire_type);
+  return p;
+}
+
+char* writeBytes(char* p, uint32_t field, std::string_view bytes) {
+  p = writeTag(p, field, kLengthDelimited);
+  p = writeVarint(p, bytes.size());
+  std::memcpy(p, bytes.data(), bytes.size());
+  return p + bytes.size();
+}
+
+size_t bytesFieldSize(size_t n) { return 1 + varintSize(n) + n; }
+
+}  // namespace
+
+void appendInflightRecord(std::string& out, uint16_t packet_id, const session::InflightMessage& in,
+                          const Clocks& clocks) {
+  const session::OutboundMessage& o = in.out;
+  const bool embedded = !in.pubrec_received && !o.stored_record;
+  // The embedded MessageRecord (fields in number order, defaults omitted).
+  size_t message_size = 0;
+  uint64_t expiry = 0;
+  int64_t received = clocks.wall_ms;
+  std::string properties;
+  if (embedded) {
+    const router::Message& m = *o.message;
+    if (m.expiry_deadline_ms != 0) expiry = static_cast<uint64_t>(clocks.toWall(m.expiry_deadline_ms));
+    if (m.properties) {
+      records::MessageProperties pr;
+      toProperties(*m.properties, &pr);
+      pr.SerializeToString(&properties);
+    }
+    if (expiry != 0) message_size += 1 + 8;
+    if (!m.topic.empty()) message_size += bytesFieldSize(m.topic.size());
+    if (!m.payload.empty()) message_size += bytesFieldSize(m.payload.size());
+    if (m.qos != 0) message_size += 1 + varintSize(m.qos);
+    if (m.retain) message_size += 2;
+    if (m.properties) message_size += bytesFieldSize(properties.size());
+    if (received != 0) message_size += 1 + varintSize(static_cast<uint64_t>(received));
+  }
+  size_t ids_size = 0;
+  for (uint32_t sid : o.subscription_ids) ids_size += varintSize(sid);
+  size_t size = 0;
+  if (in.pubrec_received) {
+  } else if (o.stored_record) {
+    size += 1 + varintSize(o.stored_id);
+  } else {
+    size += bytesFieldSize(message_size);
+  }
+  if (o.qos != 0) size += 1 + varintSize(o.qos);
+  if (o.retain) size += 2;
+  if (ids_size != 0) size += bytesFieldSize(ids_size);
+  if (in.pubrec_received) size += 2;
+  if (in.sequence != 0) size += 1 + varintSize(in.sequence);
+  if (packet_id != 0) size += 1 + varintSize(packet_id);
+
+  const size_t start = out.size();
+  out.resize(start + size);
+  char* p = out.data() + start;
+  if (in.pubrec_received) {
+  } else if (o.stored_record) {
+    p = writeVarint(writeTag(p, 1, kVarint), o.stored_id);
+  } else {
+    const router::Message& m = *o.message;
+    p = writeVarint(writeTag(p, 2, kLengthDelimited), message_size);
+    if (expiry != 0) {
+      p = writeTag(p, 1, kFixed64);
+      for (int i = 0; i < 8; ++i) *p++ = static_cast<char>((expiry >> (8 * i)) & 0xFF);
+    }
+    if (!m.topic.empty()) p = writeBytes(p, 2, m.topic);
+    if (!m.payload.empty()) p = writeBytes(p, 3, m.payload);
+    if (m.qos != 0) p = writeVarint(writeTag(p, 4, kVarint), m.qos);
+    if (m.retain) p = writeVarint(writeTag(p, 5, kVarint), 1);
+    if (m.properties) p = writeBytes(p, 6, properties);
+    if (received != 0) p = writeVarint(writeTag(p, 8, kVarint), static_cast<uint64_t>(received));
+  }
+  if (o.qos != 0) p = writeVarint(writeTag(p, 3, kVarint), o.qos);
+  if (o.retain) p = writeVarint(writeTag(p, 4, kVarint), 1);
+  if (ids_size != 0) {
+    p = writeVarint(writeTag(p, 5, kLengthDelimited), ids_size);
+    for (uint32_t sid : o.subscription_ids) p = writeVarint(p, sid);
+  }
+  if (in.pubrec_received) p = writeVarint(writeTag(p, 6, kVarint), 1);
+  if (in.sequence != 0) p = writeVarint(writeTag(p, 7, kVarint), in.sequence);
+  if (packet_id != 0) p = writeVarint(writeTag(p, 8, kVarint), packet_id);
+  GANNET_RELEASE_ASSERT(p == out.data() + out.size(), "inflight record size mismatch");
 }
 
 records::SubscriptionRecord toSubscriptionRecord(const router::SubscriptionOptions& o) {

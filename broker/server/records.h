@@ -41,6 +41,13 @@ records::MessageRecord toMessageRecord(const router::Message& m, const Clocks& c
 // publisher_session_id is 0: in-memory session ids do not survive a restart.
 router::MessagePtr fromMessageRecord(const records::MessageRecord& record, const Clocks& clocks);
 
+// Appends to `out` the serialised records::InflightRecord of `in`, sent with
+// `packet_id`: the bytes AppendToString() gives for the record Worker builds
+// (embedded message without publisher_client_id, or message id, or PUBREC
+// state), written directly because this runs once per durable delivery.
+void appendInflightRecord(std::string& out, uint16_t packet_id, const session::InflightMessage& in,
+                          const Clocks& clocks);
+
 records::SubscriptionRecord toSubscriptionRecord(const router::SubscriptionOptions& options);
 router::SubscriptionOptions fromSubscriptionRecord(const records::SubscriptionRecord& record);
 

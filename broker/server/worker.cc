@@ -619,16 +619,15 @@ void Worker::persistInflight(session::Session& s, uint16_t packet_id,
       out.queue_entry_written = false;
     }
   }
-  const records::InflightRecord record = inflightRecord(packet_id, in);
   if (journal_ != nullptr && (!in.stored || in.journal_segment != 0)) {
     // New records go to the journal; one already moved to the store stays there.
     record_scratch_.clear();
-    record.AppendToString(&record_scratch_);
+    appendInflightRecord(record_scratch_, packet_id, in, iterationClocks());
     const uint32_t segment = journal_->put(s.id(), s.clientId(), in.sequence, record_scratch_);
     if (in.journal_segment != 0) journal_->release(in.journal_segment);
     in.journal_segment = segment;
   } else {
-    write_set_.putInflight(s.clientId(), in.sequence, record);
+    write_set_.putInflight(s.clientId(), in.sequence, inflightRecord(packet_id, in));
   }
   in.stored = true;
   if (in.pubrec_received) releaseMessage(out);

@@ -96,6 +96,71 @@ TEST(RecordsTest, MessageRoundTripsWithExpiryAcrossClocks) {
   EXPECT_EQ(back->properties, nullptr);
 }
 
+// The record appendInflightRecord() writes directly, built the ordinary way.
+records::InflightRecord builtInflight(uint16_t packet_id, const session::InflightMessage& in) {
+  records::InflightRecord r;
+  r.set_qos(in.out.qos);
+  r.set_retain(in.out.retain);
+  r.set_sequence(in.sequence);
+  r.set_packet_id(packet_id);
+  for (uint32_t sid : in.out.subscription_ids) r.add_subscription_ids(sid);
+  if (in.pubrec_received) {
+    r.set_pubrec_received(true);
+  } else if (in.out.stored_record) {
+    r.set_message_id(in.out.stored_id);
+  } else {
+    *r.mutable_message() = toMessageRecord(*in.out.message, kClocks);
+  }
+  return r;
+}
+
+TEST(RecordsTest, DirectInflightEncodingIsTheProtobufEncoding) {
+  auto plain = std::make_shared<router::Message>();
+  plain->topic = "sensors/1/temp";
+  plain->payload = std::string(300, 'p');  // a two-byte length
+  plain->qos = 1;
+  auto rich = std::make_shared<router::Message>(*plain);
+  rich->qos = 2;
+  rich->retain = true;
+  rich->payload.clear();
+  rich->expiry_deadline_ms = 65'000;
+  auto props = std::make_shared<codec::Properties>();
+  props->content_type = "ct";
+  props->user_properties = {{"k", "v"}};
+  rich->properties = props;
+  auto empty_props = std::make_shared<router::Message>(*plain);
+  empty_props->properties = std::make_shared<codec::Properties>();
+
+  std::vector<std::pair<uint16_t, session::InflightMessage>> cases;
+  auto add = [&](uint16_t pid, router::MessagePtr m, uint8_t qos, uint64_t seq) -> session::InflightMessage& {
+    session::InflightMessage in;
+    in.out.message = std::move(m);
+    in.out.qos = qos;
+    in.sequence = seq;
+    cases.emplace_back(pid, std::move(in));
+    return cases.back().second;
+  };
+  add(1, plain, 1, 1);
+  add(65535, rich, 2, uint64_t{1} << 40).out.subscription_ids = {1, 300, 268435455};
+  add(7, empty_props, 0, 9).out.retain = true;
+  session::InflightMessage& shared = add(8, plain, 1, 10);
+  shared.out.stored_record = true;
+  shared.out.stored_id = uint64_t{1} << 33;
+  session::InflightMessage& pubrec = add(9, nullptr, 2, 11);
+  pubrec.pubrec_received = true;
+
+  for (const auto& [pid, in] : cases) {
+    std::string direct = "prefix";
+    appendInflightRecord(direct, pid, in, kClocks);
+    const std::string expected = builtInflight(pid, in).SerializeAsString();
+    EXPECT_EQ(direct.substr(6), expected) << "packet id " << pid;
+    records::InflightRecord parsed;
+    ASSERT_TRUE(parsed.ParseFromString(direct.substr(6)));
+    EXPECT_EQ(parsed.packet_id(), pid);
+    EXPECT_EQ(parsed.sequence(), in.sequence);
+  }
+}
+
 TEST(RecordsTest, SubscriptionOptionsRoundTrip) {
   router::SubscriptionOptions o;
   o.qos = 2;
