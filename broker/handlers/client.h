@@ -75,9 +75,10 @@ class Client : public net::Connection::Callbacks {
   uint16_t client_topic_alias_max = 0;
   std::unique_ptr<absl::flat_hash_map<std::string, uint16_t>> outbound_aliases;
 
-  // Acks of this client's publishes wait for the iteration's commit (set and
-  // cleared by BrokerContext::ackAfterCommit's owner); later acks queue behind.
-  bool acks_held = false;
+  // Acks of this client's publishes waiting for a commit (counted up and down by
+  // BrokerContext::ackAfterCommit's owner); while any waits, later acks queue
+  // behind them (§4.6: acks in the order of the PUBLISHes).
+  uint32_t acks_held = 0;
 
   // Set by a DISCONNECT with reason 0 (§3.14.4): the will is discarded.
   bool normal_disconnect = false;

@@ -41,7 +41,7 @@ void sendAck(Client& client, codec::PacketType type, uint16_t packet_id, ReasonC
   }
   // §4.6: acks go out in the order of the PUBLISHes; once one waits for the
   // commit, the later ones of this iteration wait behind it.
-  if (after_commit || client.acks_held) {
+  if (after_commit || client.acks_held > 0) {
     client.ctx().ackAfterCommit(client, ack);
   } else {
     client.send(ack);

@@ -4,6 +4,7 @@
 
 #include <span>
 
+#include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_cat.h"
 #include "base/logging.h"
 #include "base/strings.h"
@@ -31,6 +32,7 @@ absl::Status Worker::init() {
   auto s = loop_.init();
   if (!s.ok()) return s;
   outgoing_.resize(node_.workerCount());
+  confirms_.resize(node_.workerCount());
   loop_.setWakeHandler([this] { drainInbox(); });
   loop_.addIterationEndHook([this] { onIterationEnd(); });
   loop_.setTicker(kTickMs, [this] { onTick(); });
@@ -114,17 +116,20 @@ void Worker::deliverMatched(const router::MessagePtr& message) {
     router::Delivery& d = match_scratch_[i];
     session::OutboundMessage out = handlers::outboundFor(message, d);
     const std::shared_ptr<const std::string>* client = &kNoClient;
+    uint64_t ack_token = 0;
     if (i < match_stored_.size() && match_stored_[i].id != 0) {
       const StoredDelivery& sd = match_stored_[i];
       out.stored_id = sd.id;
       out.stored_record = sd.record;
       out.queue_entry_written = sd.entry_written;
       client = &sd.client_id;
+      if (sd.confirm) ack_token = publish_ack_token_;
     }
     if (d.destination.worker == index_) {
       deliverLocal(d.destination.session_id, std::move(out), *client);
     } else if (d.destination.worker < outgoing_.size()) {
-      outgoing_[d.destination.worker].push_back({d.destination.session_id, std::move(out), *client});
+      outgoing_[d.destination.worker].push_back(
+          {d.destination.session_id, std::move(out), *client, ack_token, index_});
     }
   }
   match_scratch_.clear();
@@ -168,7 +173,26 @@ void Worker::drainInbox() {
     std::lock_guard lock(inbox_mu_);
     batch.swap(inbox_);
   }
-  for (auto& d : batch) deliverLocal(d.session_id, std::move(d.out), d.client_id);
+  for (auto& d : batch) {
+    deliverLocal(d.session_id, std::move(d.out), d.client_id);
+    // Durable once this iteration's commit is done: then the publisher's worker
+    // may send the ack (onIterationEnd).
+    if (d.ack_token != 0 && d.ack_worker < confirms_.size()) {
+      confirms_[d.ack_worker].push_back(d.ack_token);
+    }
+  }
+}
+
+void Worker::confirmDurable(std::vector<uint64_t> tokens, absl::Status status) {
+  loop_.post([this, tokens = std::move(tokens), status = std::move(status)] {
+    for (uint64_t token : tokens) {
+      if (token < held_base_token_ || token - held_base_token_ >= held_acks_.size()) continue;
+      HeldAck& h = held_acks_[token - held_base_token_];
+      if (h.remote_pending > 0) --h.remote_pending;
+      if (!status.ok() && h.failure == absl::StatusCode::kOk) h.failure = status.code();
+    }
+    releaseReadyAcks();
+  });
 }
 
 uint32_t Worker::claimClientId(const std::string& client_id) {
@@ -233,6 +257,12 @@ void Worker::onIterationEnd() {
   // Group commit, before any output of this iteration is written: a CONNACK or
   // SUBACK never reports state that is not in the store's WAL yet.
   commitWrites();
+  for (uint32_t w = 0; w < confirms_.size(); ++w) {
+    if (!confirms_[w].empty()) {
+      node_.worker(w).confirmDurable(std::move(confirms_[w]), last_commit_status_);
+      confirms_[w].clear();
+    }
+  }
   for (uint32_t w = 0; w < outgoing_.size(); ++w) {
     if (!outgoing_[w].empty()) {
       node_.worker(w).deliverBatch(std::move(outgoing_[w]));
@@ -241,6 +271,14 @@ void Worker::onIterationEnd() {
   }
   flush_list_.flushAll();
   if (!closed_clients_.empty()) {
+    if (!held_acks_.empty()) {
+      // Acks still waiting for another worker's commit outlive the iteration:
+      // forget the clients that go now.
+      absl::flat_hash_set<Client*> closing(closed_clients_.begin(), closed_clients_.end());
+      for (HeldAck& h : held_acks_) {
+        if (closing.contains(h.client)) h.client = nullptr;
+      }
+    }
     for (Client* c : closed_clients_) clients_.erase(c);
     closed_clients_.clear();
   }
@@ -418,45 +456,71 @@ void Worker::commitWrites() {
       }
     }
   }
-  if (!held_acks_.empty()) releaseHeldAcks(s);
+  last_commit_status_ = s;
+  if (!held_acks_.empty()) {
+    for (auto it = held_acks_.rbegin(); it != held_acks_.rend() && !it->committed; ++it) {
+      it->committed = true;
+      if (!s.ok() && it->failure == absl::StatusCode::kOk) it->failure = s.code();
+    }
+    releaseReadyAcks();
+  }
   if (committed && s.ok() && journal_ != nullptr) maintainJournal();
 }
 
 void Worker::ackAfterCommit(Client& client, const codec::PubAckPacket& ack) {
-  held_acks_.push_back({&client, ack});
-  client.acks_held = true;
+  const uint64_t token = held_base_token_ + held_acks_.size();
+  HeldAck& h = held_acks_.emplace_back();
+  h.client = &client;
+  h.type = ack.type;
+  h.packet_id = ack.packet_id;
+  h.reason_code = ack.reason_code;
+  if (ack.properties.reason_string) h.reason = *ack.properties.reason_string;
+  if (token == publish_ack_token_) {
+    // (publish_ack_token_ stays: deliverMatched() tags the deliveries with it.)
+    h.remote_pending = publish_remote_confirms_;
+    publish_remote_confirms_ = 0;
+  }
+  ++client.acks_held;
 }
 
-void Worker::releaseHeldAcks(const absl::Status& commit_status) {
-  std::vector<HeldAck> acks;
-  acks.swap(held_acks_);  // a failure below closes connections, which commits again
-  const bool full = absl::IsResourceExhausted(commit_status);
-  for (HeldAck& h : acks) {
+void Worker::releaseReadyAcks() {
+  if (releasing_acks_) return;  // a failure below closes a connection, which commits again
+  releasing_acks_ = true;
+  while (!held_acks_.empty() && held_acks_.front().committed &&
+         held_acks_.front().remote_pending == 0) {
+    HeldAck h = std::move(held_acks_.front());
+    held_acks_.pop_front();
+    ++held_base_token_;
+    if (h.client == nullptr) continue;  // gone: the client resends it after reconnecting
     Client& c = *h.client;
-    c.acks_held = false;
-    if (c.connection().closed()) continue;  // the client resends it after reconnecting
-    if (commit_status.ok() || static_cast<uint8_t>(h.ack.reason_code) >= 0x80) {
-      c.send(h.ack);
+    --c.acks_held;
+    if (c.connection().closed()) continue;
+    codec::PubAckPacket ack{h.type, h.packet_id, h.reason_code, {}};
+    if (!h.reason.empty()) ack.properties.reason_string = std::move(h.reason);
+    if (h.failure == absl::StatusCode::kOk || static_cast<uint8_t>(h.reason_code) >= 0x80) {
+      c.send(ack);
       continue;
     }
     // Not durable: never a false acknowledgement. The in-memory deliveries of it
     // stand (at-least-once: the client will publish it again).
     stats_.publishes_failed_store.add();
-    if (h.ack.type == codec::PacketType::kPubrec && c.session() != nullptr) {
-      c.session()->awaiting_pubrel.erase(h.ack.packet_id);  // a failed PUBREC ends the flow
+    if (ack.type == codec::PacketType::kPubrec && c.session() != nullptr) {
+      c.session()->awaiting_pubrel.erase(ack.packet_id);  // a failed PUBREC ends the flow
     }
     if (!c.isV5()) {
       // 3.1.1 acks carry no reason: close, the client keeps the message.
       c.disconnect(codec::ReasonCode::kUnspecifiedError, "store write failed", false);
       continue;
     }
-    h.ack.reason_code = full ? codec::ReasonCode::kQuotaExceeded : codec::ReasonCode::kUnspecifiedError;
+    const bool full = h.failure == absl::StatusCode::kResourceExhausted;
+    ack.reason_code = full ? codec::ReasonCode::kQuotaExceeded : codec::ReasonCode::kUnspecifiedError;
     if (c.request_problem_information) {
-      h.ack.properties.reason_string =
+      ack.properties.reason_string =
           full ? "store full: message not stored" : "store write failed: message not stored";
     }
-    c.send(h.ack);
+    c.send(ack);
   }
+  releasing_acks_ = false;
 }
 
 // --- the durable QoS >= 1 message path ---
@@ -538,6 +602,7 @@ Worker::Durability Worker::persistMatched(const router::MessagePtr& message,
       return Durability::kRefused;
     }
     const Clocks clocks = iterationClocks();
+    uint32_t remote_confirms = 0;
     // Stored once: a record of its own when several sessions reference it,
     // embedded in the one entry otherwise.
     const bool record = targets > 1;
@@ -551,6 +616,13 @@ Worker::Durability Worker::persistMatched(const router::MessagePtr& message,
       sd.id = id;
       sd.record = record;
       if (sd.local) continue;
+      if (publisher != nullptr) {
+        // The target worker writes it (journal or queue) and confirms after its
+        // commit; the publisher's ack waits for that (no write here).
+        sd.confirm = true;
+        ++remote_confirms;
+        continue;
+      }
       const session::OutboundMessage out = handlers::outboundFor(message, match_scratch_[i]);
       write_set_.putQueueEntry(*sd.client_id, id,
                                queueEntry(*message, id, record, out.qos, out.retain,
@@ -558,6 +630,9 @@ Worker::Durability Worker::persistMatched(const router::MessagePtr& message,
       sd.entry_written = true;
     }
     stats_.messages_stored.add();
+    // The ack the caller holds next (ackAfterCommit) is this publish's.
+    publish_ack_token_ = held_base_token_ + held_acks_.size();
+    publish_remote_confirms_ = remote_confirms;
   }
   if (pubrel) write_set_.putAwaitingPubrel(publisher->clientId(), packet_id);
   return Durability::kStored;

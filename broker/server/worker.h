@@ -9,6 +9,7 @@
 // its end through the target's inbox (one lock + one eventfd wake per batch).
 
 #include <cstdint>
+#include <deque>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -38,6 +39,10 @@ struct RemoteDelivery {
   // was written under, so that the target can delete the entry if the session
   // is gone or no longer durable when the delivery arrives.
   std::shared_ptr<const std::string> client_id;
+  // Nonzero: the publisher's ack waits until this delivery is durable on the
+  // target worker, which confirms it to worker `ack_worker` after its commit.
+  uint64_t ack_token = 0;
+  uint32_t ack_worker = 0;
 };
 
 class Worker : public handlers::BrokerContext {
@@ -56,6 +61,9 @@ class Worker : public handlers::BrokerContext {
 
   // Thread-safe: queues deliveries for sessions on this worker.
   void deliverBatch(std::vector<RemoteDelivery>&& batch);
+  // Thread-safe: deliveries with these ack tokens (RemoteDelivery::ack_token)
+  // were committed by another worker (`status`: how its commit went).
+  void confirmDurable(std::vector<uint64_t> tokens, absl::Status status);
   // Thread-safe: takes over a socket migrated from another worker.
   void adopt(int fd, std::string peer, std::string input);
   // Thread-safe: runs `fn` on this worker's thread.
@@ -116,7 +124,9 @@ class Worker : public handlers::BrokerContext {
   // Commits write_set_ (group commit: once per iteration, before the output),
   // then sends or fails the acks held for it.
   void commitWrites();
-  void releaseHeldAcks(const absl::Status& commit_status);
+  // Sends (or fails) the held acks at the front that are ready: committed here
+  // and confirmed by every other worker they wait for. In order (§4.6).
+  void releaseReadyAcks();
   // The monotonic (loop) and wall clocks of this iteration, for stored times.
   Clocks iterationClocks();
   // Writes the range deletes of the inflight runs completed in this iteration.
@@ -159,15 +169,34 @@ class Worker : public handlers::BrokerContext {
     bool local = false;          // on this worker: its entry is written when delivered
     bool record = false;         // a MessageRecord is stored (several targets)
     bool entry_written = false;  // the publisher wrote its queue entry (other worker)
+    bool confirm = false;        // other worker: it writes it and confirms (ack token)
     std::shared_ptr<const std::string> client_id;  // other worker's session
   };
   std::vector<StoredDelivery> match_stored_;
-  // PUBACK / PUBREC waiting for this iteration's commit.
+  // PUBACK / PUBREC waiting for commits: this worker's (of the iteration that
+  // held it) and the other workers' that got durable deliveries of the publish.
+  // Held acks get consecutive tokens: held_acks_[i] has held_base_token_ + i.
   struct HeldAck {
-    handlers::Client* client;
-    codec::PubAckPacket ack;
+    handlers::Client* client;  // null once the client is gone
+    codec::PacketType type;
+    uint16_t packet_id;
+    codec::ReasonCode reason_code;
+    bool committed = false;     // this worker's commit is done
+    uint32_t remote_pending = 0;  // confirmations still to come
+    absl::StatusCode failure = absl::StatusCode::kOk;  // the first failed commit
+    std::string reason;  // reason string (rare)
   };
-  std::vector<HeldAck> held_acks_;
+  std::deque<HeldAck> held_acks_;
+  uint64_t held_base_token_ = 1;
+  bool releasing_acks_ = false;
+  // Set by persistMatched() for the ack that follows it: its token, and how many
+  // deliveries to other workers it waits for.
+  uint64_t publish_ack_token_ = 0;
+  uint32_t publish_remote_confirms_ = 0;
+  // Ack tokens of deliveries from other workers handled in this iteration, per
+  // source worker: confirmed after this iteration's commit.
+  std::vector<std::vector<uint64_t>> confirms_;
+  absl::Status last_commit_status_;
   // Sessions with a run of completed inflight records to delete (session ids).
   std::vector<uint64_t> completed_inflight_;
   // This worker's block of message ids: [next_message_id_, message_id_end_).
