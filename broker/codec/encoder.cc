@@ -257,6 +257,16 @@ void encodePubAck(const PubAckPacket& p, ProtocolVersion version, std::string& o
   });
 }
 
+void encodeAck(PacketType type, uint16_t packet_id, ReasonCode reason_code, ProtocolVersion version,
+               std::string& out) {
+  const auto rc = static_cast<uint8_t>(reason_code);
+  const bool with_rc = isV5(version) && rc != 0;  // as in encodePubAck, with no properties
+  char bytes[5] = {static_cast<char>(firstByte(type, type == PacketType::kPubrel ? 0x02 : 0x00)),
+                   static_cast<char>(with_rc ? 3 : 2), static_cast<char>(packet_id >> 8),
+                   static_cast<char>(packet_id & 0xFF), static_cast<char>(rc)};
+  out.append(bytes, with_rc ? 5 : 4);
+}
+
 void encode(const Packet& packet, ProtocolVersion version, std::string& out) {
   struct Visitor {
     ProtocolVersion version;

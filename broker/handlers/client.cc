@@ -81,6 +81,15 @@ void Client::send(const codec::Packet& packet) {
   conn_->scheduleFlush();
 }
 
+void Client::sendAck(codec::PacketType type, uint16_t packet_id, codec::ReasonCode reason_code) {
+  if (conn_->closed()) return;
+  std::string& out = conn_->output();
+  size_t before = out.size();
+  codec::encodeAck(type, packet_id, reason_code, version_, out);
+  ctx_.stats().bytes_sent.add(out.size() - before);
+  conn_->scheduleFlush();
+}
+
 void Client::closeForError(const absl::Status& status) {
   ReasonCode rc = codec::reasonCodeOf(status);
   ctx_.stats().protocol_errors.add();

@@ -43,6 +43,8 @@ class Client : public net::Connection::Callbacks {
 
   // Sends a packet (appended to the output, written at the end of the iteration).
   void send(const codec::Packet& packet);
+  // The same for an ack without properties (the common case), cheaper.
+  void sendAck(codec::PacketType type, uint16_t packet_id, codec::ReasonCode reason_code);
   // Closes after a protocol violation: MQTT 5 gets DISCONNECT with the status's
   // reason code first (§4.13); the will is published (abnormal close).
   void closeForError(const absl::Status& status);

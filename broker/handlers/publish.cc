@@ -34,6 +34,10 @@ absl::Status resolveAlias(Client& client, codec::PublishPacket& p) {
 
 void sendAck(Client& client, codec::PacketType type, uint16_t packet_id, ReasonCode rc,
              std::string_view reason = {}, bool after_commit = false) {
+  if (reason.empty() && !after_commit && client.acks_held == 0) {
+    client.sendAck(type, packet_id, rc);  // the common case: no packet struct
+    return;
+  }
   codec::PubAckPacket ack{type, packet_id, rc, {}};
   // MQTT 5 §3.1.2.11.7: a Reason String only when the client did not opt out.
   if (!reason.empty() && client.isV5() && client.request_problem_information) {

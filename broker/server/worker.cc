@@ -495,9 +495,15 @@ void Worker::releaseReadyAcks() {
     Client& c = *h.client;
     --c.acks_held;
     if (c.connection().closed()) continue;
+    const bool send_as_held =
+        h.failure == absl::StatusCode::kOk || static_cast<uint8_t>(h.reason_code) >= 0x80;
+    if (send_as_held && h.reason.empty()) {
+      c.sendAck(h.type, h.packet_id, h.reason_code);
+      continue;
+    }
     codec::PubAckPacket ack{h.type, h.packet_id, h.reason_code, {}};
     if (!h.reason.empty()) ack.properties.reason_string = std::move(h.reason);
-    if (h.failure == absl::StatusCode::kOk || static_cast<uint8_t>(h.reason_code) >= 0x80) {
+    if (send_as_held) {
       c.send(ack);
       continue;
     }

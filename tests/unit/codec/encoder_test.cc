@@ -36,6 +36,28 @@ TEST(EncodeFor311, PubAckIsFourBytes) {
   EXPECT_EQ(hex(out), hex(B("62 02 00 07")));
 }
 
+TEST(EncodeAck, SameBytesAsThePacketWithoutProperties) {
+  for (ProtocolVersion v : {kV31, kV311, kV5}) {
+    for (PacketType t : {PacketType::kPuback, PacketType::kPubrec, PacketType::kPubrel,
+                         PacketType::kPubcomp}) {
+      for (ReasonCode rc : {ReasonCode::kSuccess, ReasonCode::kNoMatchingSubscribers,
+                            ReasonCode::kQuotaExceeded, ReasonCode::kPacketIdentifierNotFound}) {
+        for (uint16_t pid : {uint16_t{1}, uint16_t{0x1234}, uint16_t{65535}}) {
+          std::string direct, packet;
+          encodeAck(t, pid, rc, v, direct);
+          encodePubAck(PubAckPacket{t, pid, rc, {}}, v, packet);
+          EXPECT_EQ(hex(direct), hex(packet))
+              << "version " << static_cast<int>(v) << " type " << static_cast<int>(t) << " rc "
+              << static_cast<int>(rc) << " pid " << pid;
+        }
+      }
+    }
+  }
+  std::string out;
+  encodeAck(PacketType::kPuback, 7, ReasonCode::kQuotaExceeded, kV5, out);
+  EXPECT_EQ(hex(out), hex(B("40 03 00 07 97")));
+}
+
 TEST(EncodeFor311, PublishDropsProperties) {
   PublishPacket p;
   p.qos = 1;
