@@ -354,6 +354,13 @@ uint32_t Journal::evictBefore() const {
   return newest;
 }
 
+void Journal::releaseThrough(uint32_t segment) {
+  for (auto& [number, seg] : segments_) {
+    if (number > segment || number == active_) break;
+    seg.live = 0;
+  }
+}
+
 void Journal::collect() {
   // Oldest first, and only a prefix: a segment's Done operations may void
   // entries of older segments, so it must not go while one of those remains.

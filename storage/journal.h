@@ -78,6 +78,9 @@ class Journal {
   // The newest segment whose live entries should move out (to the store): live
   // segments older than the one before the current. 0 = none.
   uint32_t evictBefore() const;
+  // Every live entry of segments <= `segment` has moved elsewhere (the owner
+  // moved all it holds): they count as empty, whatever release() said.
+  void releaseThrough(uint32_t segment);
   // Deletes the files of older segments that hold no live entry. Call only after
   // the operations that released them are committed (and moved entries stored).
   void collect();

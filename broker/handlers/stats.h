@@ -42,6 +42,7 @@ struct WorkerStats {
   Counter store_commits;            // batches committed (one per iteration with changes)
   Counter store_commit_failures;
   Counter messages_stored;          // QoS >= 1 messages written for persistent sessions
+  Counter journal_records_moved;    // inflight records moved from the journal into the store
   Counter publishes_failed_store;   // acks turned into 0x97/0x80 or a close by a failed commit
 
   void drop(DropReason r) { dropped[static_cast<int>(r)].add(); }

@@ -99,6 +99,12 @@ std::vector<MetricFamily> MetricsCollector::Collect() const {
   single("gannet_publishes_failed_store_total",
          "QoS >= 1 publishes answered 0x97/0x80 or closed because their commit failed",
          MetricType::Counter, d(t.publishes_failed_store));
+  single("gannet_journal_disk_bytes",
+         "Bytes of the workers' inflight journal files (DATA_DIR/journal)", MetricType::Gauge,
+         d(t.journal_disk_bytes));
+  single("gannet_journal_records_moved_total",
+         "Unacknowledged inflight records moved from old journal files into the store",
+         MetricType::Counter, d(t.journal_records_moved));
   single("gannet_subscriptions", "Subscriptions in the router (shared included)",
          MetricType::Gauge, d(node_.router().subscriptionCount()));
   single("gannet_retained_messages", "Retained messages held", MetricType::Gauge,

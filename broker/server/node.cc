@@ -426,6 +426,8 @@ NodeTotals Node::totals() const {
     t.store_commits += s.store_commits.get();
     t.store_commit_failures += s.store_commit_failures.get();
     t.messages_stored += s.messages_stored.get();
+    t.journal_records_moved += s.journal_records_moved.get();
+    t.journal_disk_bytes += wp->journalDiskBytes();
     t.publishes_failed_store += s.publishes_failed_store.get();
   }
   t.connections_current = inc >= dec ? inc - dec : 0;

@@ -60,6 +60,8 @@ struct NodeTotals {
   uint64_t store_commits = 0;
   uint64_t store_commit_failures = 0;
   uint64_t messages_stored = 0;
+  uint64_t journal_records_moved = 0;
+  uint64_t journal_disk_bytes = 0;
   uint64_t publishes_failed_store = 0;
 };
 

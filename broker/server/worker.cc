@@ -788,10 +788,10 @@ void Worker::maintainJournal() {
     }
     absl::Status st = moved.empty() ? absl::OkStatus() : node_.store()->commit(std::move(moved));
     if (st.ok()) {
-      for (session::InflightMessage* in : entries) {
-        journal_->release(in->journal_segment);
-        in->journal_segment = 0;
-      }
+      for (session::InflightMessage* in : entries) in->journal_segment = 0;
+      stats_.journal_records_moved.add(entries.size());
+      // Everything those segments still held was in `entries`.
+      journal_->releaseThrough(evict);
     } else {
       next_evict_ms_ = loop_.now() + 1000;
       base::logger("storage").warn("cannot move {} inflight records from the journal into the "

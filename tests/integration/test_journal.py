@@ -31,6 +31,7 @@ class JournalTest(DurableTestBase):
 
     broker_flags = {"journal_segment_bytes": SEGMENT, "max_inflight_messages": 20,
                     "max_queued_messages": 10000, "workers": 1}
+    broker_metrics = True
 
     def test_unacknowledged_records_leave_the_journal_and_survive_sigkill(self):
         window = 20
@@ -59,6 +60,10 @@ class JournalTest(DurableTestBase):
         self.assertNotIn("w0-0000000001.journal", files,
                          "the file holding the unacknowledged records was not removed")
         self.assertLessEqual(len(files), 2, f"old journal files are not removed: {files}")
+        self.assertEqual(self.broker.metric("gannet_journal_records_moved_total"), window)
+        on_disk = sum(os.path.getsize(os.path.join(self.broker.data_dir, "journal", f))
+                      for f in files)
+        self.assertEqual(self.broker.metric("gannet_journal_disk_bytes"), on_disk)
 
         self.restart_after_kill9()
 

@@ -121,8 +121,8 @@ TEST_F(JournalTest, SegmentsRollEvictAndGoWhenEmpty) {
   ASSERT_TRUE(j->commit().ok());  // segment 3: only the done
   j->collect();
   EXPECT_EQ(files().size(), 3u) << "segment 2 is empty, but segment 1 before it is live";
-  // The owner stores segment 1's entry elsewhere, then releases it.
-  j->release(s1);
+  // The owner stores segment 1's entry elsewhere: everything up to it is empty.
+  j->releaseThrough(j->evictBefore());
   j->collect();
   EXPECT_EQ(files().size(), 1u);
   EXPECT_EQ(summary(recover()), "");
