@@ -6,7 +6,7 @@
 #                         [--hold=S] [--scenarios=LIST] [--tables=LIST]
 #                         [--loadgen_threads=N] [--mosquitto=PATH] [--gannet=PATH]
 #                         [--nice=N] [--gannet_flags="--flag=value ..."]
-#                         [--latency_rate=MSG_S]
+#                         [--latency_rate=MSG_S] [--repeat=N]
 #
 # Scenarios: connect, fanin_q0, fanin_q1, fanout, latency, fanin_q1_persist (all
 # by default). fanin_q1_persist is QoS 1 fan-in to a persistent subscriber:
@@ -21,6 +21,9 @@
 #              CPU 1; gannet --workers=1.
 #   all-cores  nothing pinned; gannet --workers=0 (one worker per core). The load
 #              generator shares the cores with the broker.
+# --repeat=N runs every scenario N times (each on a fresh broker) and reports the
+# run with the median throughput (connect: connections/s), so that one disturbed
+# run does not decide a ratio; the raw RESULT lines of all runs are kept.
 # Every broker is started fresh for every scenario on 127.0.0.1 and a free port,
 # and stopped at the end (trap). Ratios are gannet / mosquitto; the metric column
 # says whether higher or lower is better. --nice=-10 runs brokers and load
@@ -44,6 +47,7 @@ NICE=0
 # --gannet_flags.
 GANNET_FLAGS="--max_inflight_messages=65535 --max_queued_messages=10000000"
 LATENCY_RATE=20000
+REPEAT=1
 GANNET=
 
 die() { echo "compare.sh: $*" >&2; exit 2; }
@@ -62,6 +66,7 @@ for arg in "$@"; do
     --nice=*) NICE=${arg#*=} ;;
     --gannet_flags=*) GANNET_FLAGS=${arg#*=} ;;
     --latency_rate=*) LATENCY_RATE=${arg#*=} ;;
+    --repeat=*) REPEAT=${arg#*=} ;;
     --*) die "unknown flag $arg (see --help)" ;;
     *) BUILD_DIR=$arg ;;
   esac
@@ -71,6 +76,7 @@ done
 [[ $HOLD =~ ^[0-9]+(\.[0-9]+)?$ ]] || die "--hold: expected seconds, got '$HOLD'"
 [[ $CONNECTIONS =~ ^[1-9][0-9]*$ ]] || die "--connections: expected a positive integer"
 [[ $LOADGEN_THREADS =~ ^[1-9][0-9]*$ ]] || die "--loadgen_threads: expected a positive integer"
+[[ $REPEAT =~ ^[1-9][0-9]?$ ]] || die "--repeat: expected 1..99"
 [[ $LATENCY_RATE =~ ^[1-9][0-9]*$ ]] || die "--latency_rate: expected a positive integer (msg/s)"
 if ! [[ $NICE =~ ^-?[0-9]+$ ]] || ((NICE < -20 || NICE > 19)); then
   die "--nice: expected -20..19"
@@ -231,6 +237,7 @@ kv() { sed -n "s/.* $2=\([^ ]*\).*/\1/p" <<<"$1"; }
 
 declare -A RESULT   # [table|run|scenario] = RESULT line of the load generator
 declare -A RSS      # [table|broker] = KiB per idle connection
+declare -A ALL      # [table|run|scenario] = the RESULT lines of every repeat
 RUNS=()             # table|run|scenario of every run with a result, in order
 FSYNC_UNSUPPORTED=0
 
@@ -297,9 +304,20 @@ runScenario() {
     sed 's/^/    /' "$out.err" | tail -5
     return
   fi
-  RESULT[$table|$run|$scenario]=$line
-  RUNS+=("$table|$run|$scenario")
+  ALL[$table|$run|$scenario]+="$line"$'\n'
+  if [[ -z ${RESULT[$table|$run|$scenario]:-} ]]; then RUNS+=("$table|$run|$scenario"); fi
+  RESULT[$table|$run|$scenario]=$(medianLine "${ALL[$table|$run|$scenario]}" \
+    "$([[ $scenario == connect ]] && echo conn_per_s || echo recv_rate)")
   printf '  %-18s %-16s %s\n' "$run" "$scenario" "$(grep -v '^RESULT\|^HOLDING' "$out" | head -1)"
+}
+
+# medianLine LINES KEY: of the RESULT lines (one per run), the one whose KEY is
+# the median (the lower middle one for an even count).
+medianLine() {
+  local lines=$1 key=$2
+  while IFS= read -r l; do
+    [[ -n $l ]] && printf '%s\t%s\n' "$(kv "$l" "$key")" "$l"
+  done <<<"$lines" | sort -g -k1,1 | awk -F'\t' '{ v[NR] = $2 } END { print v[int((NR + 1) / 2)] }'
 }
 
 fmt() {  # fmt VALUE DECIMALS: "-" when empty
@@ -406,6 +424,7 @@ printTable() {
 echo "Gannet vs Mosquitto: $(nproc) CPUs ($(sed -n 's/^model name\s*: //p' /proc/cpuinfo | head -1)),"
 echo "kernel $(uname -r), load average $(cut -d' ' -f1-3 /proc/loadavg) at start."
 echo "Scenarios: $SCENARIOS; ${WARMUP}s warm-up + ${DURATION}s measured each; brokers: ${BROKERS[*]}."
+((REPEAT > 1)) && echo "Each run $REPEAT times; the tables show the median run (by throughput)."
 ((NICE != 0)) && echo "Brokers and load generator run at nice $NICE."
 [[ -n $GANNET_FLAGS ]] && echo "Extra gannet flags: $GANNET_FLAGS"
 echo "Mosquitto: $("$MOSQUITTO" -h 2>/dev/null | head -1)"
@@ -422,7 +441,9 @@ for table in ${TABLES//,/ }; do
       for b in "${BROKERS[@]}"; do
         if [[ $b == gannet ]]; then
           # gannet's in-memory reference is its fanin_q1 figure of this table.
-          [[ -n ${RESULT[$table|gannet|fanin_q1]:-} ]] || runScenario "$table" gannet fanin_q1
+          if [[ -z ${RESULT[$table|gannet|fanin_q1]:-} ]]; then
+            for ((rep = 0; rep < REPEAT; ++rep)); do runScenario "$table" gannet fanin_q1; done
+          fi
           runs+=(gannet@fsync=false gannet@fsync=true)
         else
           runs+=("$b")
@@ -430,7 +451,7 @@ for table in ${TABLES//,/ }; do
       done
     fi
     for b in "${runs[@]}"; do
-      runScenario "$table" "$b" "$s"
+      for ((rep = 0; rep < REPEAT; ++rep)); do runScenario "$table" "$b" "$s"; done
     done
   done
 done
