@@ -101,6 +101,7 @@ absl::Status Node::start() {
                             addr->host.empty() ? "0.0.0.0" : addr->host, mqtt_port_, n);
   s = startMetrics();
   if (!s.ok()) return s;
+  RETURN_IF_ERROR(startCluster());
   for (auto& w : workers_) w->start();
   return absl::OkStatus();
 }
@@ -375,6 +376,33 @@ absl::Status Node::loadStore() {
   return absl::OkStatus();
 }
 
+class Node::ClusterHostImpl final : public cluster::ClusterHost {
+ public:
+  explicit ClusterHostImpl(Node& node) : node_(node) {}
+  uint64_t connections() override { return node_.totals().connections_current; }
+  uint64_t routes() override { return node_.router().subscriptionCount(); }
+
+ private:
+  Node& node_;
+};
+
+absl::Status Node::startCluster() {
+  if (options_.cluster_listen.empty()) return absl::OkStatus();
+  cluster::ClusterOptions co;
+  co.node_id = options_.node_id;
+  co.listen = options_.cluster_listen;
+  co.peers = options_.peers;
+  co.secret = options_.cluster_secret;
+  co.timeouts = options_.cluster_timeouts;
+  co.mqtt_address = options_.mqtt_listen;
+  cluster_host_ = std::make_unique<ClusterHostImpl>(*this);
+  cluster_ = std::make_unique<cluster::ClusterNode>(std::move(co), *cluster_host_);
+  auto port = cluster_->start();
+  if (!port.ok()) return port.status();
+  cluster_port_ = *port;
+  return absl::OkStatus();
+}
+
 absl::Status Node::startMetrics() {
   if (options_.metrics_listen.empty()) return absl::OkStatus();
   auto addr = net::parseHostPort(options_.metrics_listen);
@@ -397,6 +425,7 @@ absl::Status Node::startMetrics() {
 
 void Node::stop() {
   for (auto& w : workers_) w->stop();
+  if (cluster_) cluster_->stop();
 }
 
 void Node::wait() {

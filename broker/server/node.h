@@ -20,6 +20,7 @@
 #include "broker/server/durable.h"
 #include "broker/server/session_registry.h"
 #include "broker/server/worker.h"
+#include "cluster/cluster_node.h"
 #include "storage/session_store.h"
 
 namespace prometheus {
@@ -44,6 +45,11 @@ struct NodeOptions {
   uint32_t workers = 0;        // 0: one per core
   uint32_t sys_interval_s = 5; // 0: no $SYS topics
   handlers::BrokerConfig broker;
+  // Cluster (docs/architecture.md, "Cluster"): empty cluster_listen = one node.
+  std::string cluster_listen;
+  std::vector<cluster::PeerAddress> peers;
+  std::string cluster_secret;
+  cluster::MembershipTimeouts cluster_timeouts;
 };
 
 // Counters summed over workers.
@@ -109,6 +115,7 @@ class Node {
  private:
   absl::Status prepareDataDir();
   absl::Status startMetrics();
+  absl::Status startCluster();
   absl::Status openStore();
   // Moves what the inflight journals held into the store and removes them.
   absl::Status recoverJournal();
@@ -123,12 +130,17 @@ class Node {
   SessionRegistry registry_;
   // Declared before the workers: they commit into it until they are destroyed.
   std::unique_ptr<storage::SessionStore> store_;
+  // What the cluster layer reports of this node (connections, routes).
+  class ClusterHostImpl;
+  std::unique_ptr<ClusterHostImpl> cluster_host_;
+  std::unique_ptr<cluster::ClusterNode> cluster_;
   std::unique_ptr<MessageIds> message_ids_;
   MessageRefs message_refs_;
   DurableSessions durable_sessions_;
   std::vector<std::unique_ptr<Worker>> workers_;
   std::atomic<uint64_t> next_session_id_{1};
   uint16_t mqtt_port_ = 0;
+  uint16_t cluster_port_ = 0;
   std::optional<uint16_t> metrics_port_;
   int64_t started_ms_ = 0;
   int lock_fd_ = -1;

@@ -6,6 +6,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -14,6 +15,7 @@
 #include "absl/flags/reflection.h"
 #include "absl/flags/usage.h"
 #include "absl/strings/match.h"
+#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
 #include "base/logging.h"
@@ -29,6 +31,18 @@ ABSL_FLAG(bool, fsync, false,
 ABSL_FLAG(uint64_t, journal_segment_bytes, uint64_t{64} << 20,
           "Size at which a worker's inflight journal (DATA_DIR/journal) starts a new file; "
           "records unacknowledged for about two files move into the store");
+ABSL_FLAG(std::string, cluster_listen, "",
+          "Cluster (gRPC) listener HOST:PORT for peers and gannetctl; empty: a single node");
+ABSL_FLAG(std::string, peers, "",
+          "The other nodes of the cluster: ID@HOST:PORT,... (their --cluster_listen)");
+ABSL_FLAG(std::string, cluster_secret, "",
+          "Secret shared by every node of the cluster (prefer --cluster_secret_file)");
+ABSL_FLAG(std::string, cluster_secret_file, "",
+          "File holding the cluster secret (surrounding whitespace ignored)");
+ABSL_FLAG(uint32_t, cluster_heartbeat_ms, 500, "Heartbeat interval on each cluster link");
+ABSL_FLAG(uint32_t, cluster_suspect_ms, 2000, "A peer not heard from for this long is suspect");
+ABSL_FLAG(uint32_t, cluster_dead_ms, 10000,
+          "A peer not heard from for this long is dead (its routes are dropped)");
 ABSL_FLAG(std::string, metrics_listen, "", "Prometheus /metrics listener HOST:PORT; empty: off");
 ABSL_FLAG(uint32_t, workers, 0, "Worker threads (event loops); 0: one per core");
 ABSL_FLAG(std::string, log_level, "info", "trace, debug, info, warn, error, critical or off");
@@ -141,6 +155,42 @@ gannet::server::NodeOptions optionsFromFlags() {
   o.fsync = absl::GetFlag(FLAGS_fsync);
   o.journal_segment_bytes = checkedRange<uint64_t>(
       "journal_segment_bytes", absl::GetFlag(FLAGS_journal_segment_bytes), 4096, uint64_t{1} << 32);
+  o.cluster_listen = absl::GetFlag(FLAGS_cluster_listen);
+  if (!o.cluster_listen.empty()) {
+    if (auto a = gannet::net::parseHostPort(o.cluster_listen); !a.ok()) {
+      usageError(absl::StrCat("--cluster_listen: ", a.status().message()));
+    }
+  }
+  {
+    auto peers = gannet::cluster::parsePeers(absl::GetFlag(FLAGS_peers), o.node_id);
+    if (!peers.ok()) usageError(std::string(peers.status().message()));
+    o.peers = std::move(*peers);
+    if (!o.peers.empty() && o.cluster_listen.empty()) {
+      usageError("--peers needs --cluster_listen (the address the peers dial)");
+    }
+  }
+  o.cluster_secret = absl::GetFlag(FLAGS_cluster_secret);
+  if (const std::string file = absl::GetFlag(FLAGS_cluster_secret_file); !file.empty()) {
+    std::ifstream in(file);
+    if (!in) usageError(absl::StrCat("--cluster_secret_file: cannot read ", file));
+    std::stringstream text;
+    text << in.rdbuf();
+    o.cluster_secret = std::string(absl::StripAsciiWhitespace(text.str()));
+    if (o.cluster_secret.empty()) usageError(absl::StrCat("--cluster_secret_file: ", file, " is empty"));
+  }
+  if (!o.cluster_listen.empty() && o.cluster_secret.empty()) {
+    usageError("--cluster_listen needs a shared secret: --cluster_secret_file=FILE (or --cluster_secret)");
+  }
+  o.cluster_timeouts.heartbeat_ms =
+      checkedRange<uint32_t>("cluster_heartbeat_ms", absl::GetFlag(FLAGS_cluster_heartbeat_ms), 10, 60000);
+  o.cluster_timeouts.suspect_ms =
+      checkedRange<uint32_t>("cluster_suspect_ms", absl::GetFlag(FLAGS_cluster_suspect_ms), 20, 600000);
+  o.cluster_timeouts.dead_ms =
+      checkedRange<uint32_t>("cluster_dead_ms", absl::GetFlag(FLAGS_cluster_dead_ms), 20, 3600000);
+  if (o.cluster_timeouts.heartbeat_ms >= o.cluster_timeouts.suspect_ms ||
+      o.cluster_timeouts.suspect_ms > o.cluster_timeouts.dead_ms) {
+    usageError("cluster timeouts: need --cluster_heartbeat_ms < --cluster_suspect_ms <= --cluster_dead_ms");
+  }
   o.metrics_listen = absl::GetFlag(FLAGS_metrics_listen);
   if (auto a = gannet::net::parseHostPort(o.metrics_listen); !o.metrics_listen.empty() && !a.ok()) {
     usageError(absl::StrCat("--metrics_listen: ", a.status().message()));

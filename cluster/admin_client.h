@@ -1,0 +1,31 @@
+#pragma once
+// The client side of the Admin service (gannetctl): one call per command, over
+// a fresh channel to --server, authenticated with the cluster secret.
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+
+namespace gannet::cluster {
+
+struct MemberStatusView {
+  uint32_t node_id = 0;
+  std::string cluster_address;
+  std::string state;  // self, alive, suspect, dead, unreachable
+  uint64_t incarnation = 0;
+  int64_t last_heard_ms_ago = -1;
+  uint64_t connections = 0;
+  uint64_t routes = 0;
+  std::string mqtt_address;
+};
+
+// Status of the cluster as `server` (HOST:PORT, its --cluster_listen) sees it:
+// itself first, then its peers. Unavailable when nothing answers within
+// `timeout_ms`; Unauthenticated for a wrong secret.
+absl::StatusOr<std::vector<MemberStatusView>> fetchStatus(const std::string& server,
+                                                          const std::string& secret,
+                                                          int64_t timeout_ms);
+
+}  // namespace gannet::cluster

@@ -1,0 +1,365 @@
+#include "cluster/cluster_node.h"
+
+#include <grpcpp/grpcpp.h>
+
+#include <chrono>
+
+#include "absl/strings/str_cat.h"
+#include "base/clock.h"
+#include "base/logging.h"
+#include "cluster/auth.h"
+#include "proto/cluster.grpc.pb.h"
+
+namespace gannet::cluster {
+namespace {
+
+constexpr size_t kNonceBytes = 16;
+constexpr int64_t kMaxBackoffMs = 2000;
+
+spdlog::logger& log() { return base::logger("cluster"); }
+
+int64_t wallMs() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+PeerReport reportOf(const clusterpb::Heartbeat& hb) {
+  return {hb.incarnation(), hb.connections(), hb.routes(), hb.mqtt_address()};
+}
+
+}  // namespace
+
+// --- inbound links: peers that dialled us ---
+
+class ClusterNode::LinkService final : public clusterpb::Cluster::Service {
+ public:
+  explicit LinkService(ClusterNode& node) : node_(node) {}
+
+  grpc::Status Link(grpc::ServerContext* ctx,
+                    grpc::ServerReaderWriter<clusterpb::LinkMessage, clusterpb::LinkMessage>* stream)
+      override {
+    const ClusterOptions& o = node_.options_;
+    clusterpb::LinkMessage in;
+    if (!stream->Read(&in) || !in.has_hello()) {
+      return {grpc::StatusCode::INVALID_ARGUMENT, "expected Hello"};
+    }
+    const clusterpb::Hello hello = in.hello();
+    const uint32_t peer = hello.node_id();
+    auto refuse = [&](const std::string& reason) {
+      log().warn("refused a link from {} (says node {}): {}", ctx->peer(), peer, reason);
+      clusterpb::LinkMessage out;
+      out.mutable_refused()->set_reason(reason);
+      stream->Write(out);
+      return grpc::Status(grpc::StatusCode::PERMISSION_DENIED, reason);
+    };
+    if (peer == o.node_id) {
+      return refuse(absl::StrCat("node id ", peer, " is this node's own: two nodes have --node_id=",
+                                 peer));
+    }
+    if (!node_.membership_.isPeer(peer)) {
+      return refuse(absl::StrCat("node ", peer, " is not in this node's --peers"));
+    }
+    if (hello.expected_node_id() != o.node_id) {
+      return refuse(absl::StrCat("dialled as node ", hello.expected_node_id(), ", but this is node ",
+                                 o.node_id, ": check --peers"));
+    }
+    const std::string nonce = randomBytes(kNonceBytes);
+    clusterpb::LinkMessage welcome;
+    auto* w = welcome.mutable_welcome();
+    w->set_node_id(o.node_id);
+    w->set_incarnation(node_.incarnation_);
+    w->set_nonce(nonce);
+    w->set_proof(linkProof(o.secret, "acceptor", hello.nonce(), peer, o.node_id));
+    if (!stream->Write(welcome)) return grpc::Status::OK;
+    if (!stream->Read(&in)) {
+      // The dialer hung up instead of proving itself: it did not accept our
+      // proof, so it has another secret (it logs that too).
+      log().warn("link from node {} ({}) ended in the handshake: does it have another cluster "
+                 "secret?", peer, ctx->peer());
+      return grpc::Status::OK;
+    }
+    if (!in.has_auth() ||
+        !proofsEqual(in.auth().proof(), linkProof(o.secret, "dialer", nonce, peer, o.node_id))) {
+      return refuse("wrong cluster secret");
+    }
+    node_.membership_.heardIncarnation(peer, hello.incarnation(), base::monotonicMs());
+    log().debug("inbound link from node {} ({}) up", peer, ctx->peer());
+    while (stream->Read(&in)) {
+      if (!in.has_heartbeat()) continue;
+      node_.membership_.heard(peer, reportOf(in.heartbeat()), base::monotonicMs());
+      clusterpb::LinkMessage out;
+      *out.mutable_heartbeat() = node_.heartbeat();
+      if (!stream->Write(out)) break;
+    }
+    log().debug("inbound link from node {} closed", peer);
+    return grpc::Status::OK;
+  }
+
+ private:
+  ClusterNode& node_;
+};
+
+// --- admin API (gannetctl) ---
+
+class ClusterNode::AdminService final : public clusterpb::Admin::Service {
+ public:
+  explicit AdminService(ClusterNode& node) : node_(node) {}
+
+  grpc::Status Status(grpc::ServerContext* ctx, const clusterpb::StatusRequest*,
+                      clusterpb::StatusReply* reply) override {
+    const auto& md = ctx->client_metadata();
+    auto it = md.find("x-gannet-admin");
+    if (it == md.end() ||
+        !adminTokenValid(node_.options_.secret, std::string(it->second.data(), it->second.size()),
+                         wallMs())) {
+      return {grpc::StatusCode::UNAUTHENTICATED,
+              "not authenticated: give gannetctl the cluster secret (--cluster_secret_file), and "
+              "check that both clocks agree within 5 minutes"};
+    }
+    const ClusterOptions& o = node_.options_;
+    auto* self = reply->add_members();
+    self->set_node_id(o.node_id);
+    self->set_cluster_address(o.listen);
+    self->set_state("self");
+    self->set_incarnation(node_.incarnation_);
+    self->set_last_heard_ms_ago(0);
+    self->set_connections(node_.host_.connections());
+    self->set_routes(node_.host_.routes());
+    self->set_mqtt_address(o.mqtt_address);
+    const int64_t now = base::monotonicMs();
+    for (const MemberView& v : node_.membership_.snapshot()) {
+      auto* m = reply->add_members();
+      m->set_node_id(v.peer.id);
+      m->set_cluster_address(v.peer.address);
+      m->set_state(std::string(memberStateName(v.state)));
+      m->set_incarnation(v.report.incarnation);
+      m->set_last_heard_ms_ago(v.last_heard_ms == 0 ? -1 : now - v.last_heard_ms);
+      m->set_connections(v.report.connections);
+      m->set_routes(v.report.routes);
+      m->set_mqtt_address(v.report.mqtt_address);
+    }
+    return grpc::Status::OK;
+  }
+
+ private:
+  ClusterNode& node_;
+};
+
+// --- ClusterNode ---
+
+ClusterNode::ClusterNode(ClusterOptions options, ClusterHost& host)
+    : options_(std::move(options)),
+      host_(host),
+      incarnation_(static_cast<uint64_t>(wallMs())),
+      membership_(options_.peers, options_.timeouts) {}
+
+ClusterNode::~ClusterNode() { stop(); }
+
+clusterpb::Heartbeat ClusterNode::heartbeat() {
+  clusterpb::Heartbeat hb;
+  hb.set_incarnation(incarnation_);
+  hb.set_connections(host_.connections());
+  hb.set_routes(host_.routes());
+  hb.set_mqtt_address(options_.mqtt_address);
+  return hb;
+}
+
+absl::StatusOr<uint16_t> ClusterNode::start() {
+  if (options_.secret.empty()) {
+    return absl::InvalidArgumentError(
+        "a cluster needs a shared secret: --cluster_secret_file=FILE (or --cluster_secret)");
+  }
+  link_service_ = std::make_unique<LinkService>(*this);
+  admin_service_ = std::make_unique<AdminService>(*this);
+  grpc::ServerBuilder builder;
+  int port = 0;
+  builder.AddListeningPort(options_.listen, grpc::InsecureServerCredentials(), &port);
+  builder.RegisterService(link_service_.get());
+  builder.RegisterService(admin_service_.get());
+  builder.SetMaxReceiveMessageSize(64 << 20);
+  server_ = builder.BuildAndStart();
+  if (server_ == nullptr || port == 0) {
+    return absl::UnavailableError(absl::StrCat("cannot listen on --cluster_listen=", options_.listen,
+                                               " (address in use, or not an address of this host)"));
+  }
+  for (const PeerAddress& p : options_.peers) {
+    auto d = std::make_unique<Dialer>();
+    d->peer = p;
+    dialers_.push_back(std::move(d));
+  }
+  for (auto& d : dialers_) {
+    Dialer* raw = d.get();
+    raw->thread = std::thread([this, raw] { dial(*raw); });
+  }
+  monitor_ = std::thread([this] { monitor(); });
+  const size_t colon = options_.listen.rfind(':');
+  log().info("cluster listener on {}:{} (node {}, incarnation {}, {} peers)",
+             options_.listen.substr(0, colon), port, options_.node_id, incarnation_,
+             options_.peers.size());
+  return static_cast<uint16_t>(port);
+}
+
+void ClusterNode::stop() {
+  if (stopping_.exchange(true)) return;
+  {
+    std::lock_guard lock(stop_mu_);
+  }
+  stop_cv_.notify_all();
+  for (auto& d : dialers_) {
+    std::lock_guard lock(d->mu);
+    cancel(*d);
+  }
+  if (server_) server_->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(1));
+  for (auto& d : dialers_) {
+    if (d->thread.joinable()) d->thread.join();
+  }
+  if (monitor_.joinable()) monitor_.join();
+  if (server_) server_->Wait();
+}
+
+void ClusterNode::cancel(Dialer& d) {
+  if (d.context != nullptr) d.context->TryCancel();
+}
+
+void ClusterNode::dial(Dialer& d) {
+  int64_t backoff_ms = 100;
+  auto sleep_for = [&](int64_t ms) {
+    std::unique_lock lock(stop_mu_);
+    stop_cv_.wait_for(lock, std::chrono::milliseconds(ms), [&] { return stopping_.load(); });
+  };
+  auto failed = [&](const std::string& why) {
+    std::lock_guard lock(d.mu);
+    if (why != d.last_error) {
+      log().warn("link to node {} at {}: {}", d.peer.id, d.peer.address, why);
+      d.last_error = why;
+    }
+  };
+  while (!stopping_) {
+    // A new channel per attempt: the peer's name is resolved again (a restarted
+    // Kubernetes pod comes back with another IP).
+    grpc::ChannelArguments args;
+    args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 100);
+    args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, static_cast<int>(kMaxBackoffMs));
+    args.SetMaxReceiveMessageSize(64 << 20);
+    auto channel = grpc::CreateCustomChannel(d.peer.address, grpc::InsecureChannelCredentials(), args);
+    auto stub = clusterpb::Cluster::NewStub(channel);
+    grpc::ClientContext ctx;
+    {
+      std::lock_guard lock(d.mu);
+      if (stopping_) break;
+      d.context = &ctx;
+      d.attempt_started_ms = base::monotonicMs();
+    }
+    auto stream = stub->Link(&ctx);
+    const std::string nonce = randomBytes(kNonceBytes);
+    clusterpb::LinkMessage out;
+    auto* hello = out.mutable_hello();
+    hello->set_node_id(options_.node_id);
+    hello->set_incarnation(incarnation_);
+    hello->set_nonce(nonce);
+    hello->set_expected_node_id(d.peer.id);
+    clusterpb::LinkMessage in;
+    bool up = false;
+    if (!stream->Write(out) || !stream->Read(&in)) {
+      failed("unreachable");
+    } else if (in.has_refused()) {
+      failed(absl::StrCat("refused: ", in.refused().reason()));
+    } else if (!in.has_welcome() || in.welcome().node_id() != d.peer.id) {
+      failed(absl::StrCat("answered as node ", in.welcome().node_id(), ", not ", d.peer.id,
+                          ": check --peers"));
+    } else if (!proofsEqual(in.welcome().proof(), linkProof(options_.secret, "acceptor", nonce,
+                                                            options_.node_id, d.peer.id))) {
+      failed("the peer does not know the cluster secret (wrong --cluster_secret)");
+    } else {
+      clusterpb::LinkMessage auth;
+      auth.mutable_auth()->set_proof(
+          linkProof(options_.secret, "dialer", in.welcome().nonce(), options_.node_id, d.peer.id));
+      up = stream->Write(auth);
+      if (!up) failed("unreachable");
+    }
+    if (up) {
+      membership_.heardIncarnation(d.peer.id, in.welcome().incarnation(), base::monotonicMs());
+      {
+        std::lock_guard lock(d.mu);
+        d.attempt_started_ms = 0;
+        if (!d.last_error.empty()) {
+          log().info("link to node {} at {} up", d.peer.id, d.peer.address);
+          d.last_error.clear();
+        }
+      }
+      backoff_ms = 100;
+      std::atomic<bool> reader_done{false};
+      std::thread reader([&] {
+        clusterpb::LinkMessage m;
+        while (stream->Read(&m)) {
+          if (m.has_heartbeat()) {
+            membership_.heard(d.peer.id, reportOf(m.heartbeat()), base::monotonicMs());
+          }
+        }
+        reader_done = true;
+        stop_cv_.notify_all();
+      });
+      while (!stopping_ && !reader_done) {
+        clusterpb::LinkMessage hb;
+        *hb.mutable_heartbeat() = heartbeat();
+        if (!stream->Write(hb)) break;
+        std::unique_lock lock(stop_mu_);
+        stop_cv_.wait_for(lock, std::chrono::milliseconds(options_.timeouts.heartbeat_ms),
+                          [&] { return stopping_.load() || reader_done.load(); });
+      }
+      {
+        std::lock_guard lock(d.mu);
+        ctx.TryCancel();
+      }
+      reader.join();
+      if (!stopping_) failed("link lost");
+    }
+    {
+      std::lock_guard lock(d.mu);
+      ctx.TryCancel();
+      d.context = nullptr;
+    }
+    stream->Finish();
+    if (stopping_) break;
+    sleep_for(backoff_ms);
+    backoff_ms = std::min(backoff_ms * 2, kMaxBackoffMs);
+  }
+}
+
+void ClusterNode::monitor() {
+  while (!stopping_) {
+    {
+      std::unique_lock lock(stop_mu_);
+      stop_cv_.wait_for(lock, std::chrono::milliseconds(100), [&] { return stopping_.load(); });
+    }
+    if (stopping_) break;
+    const int64_t now = base::monotonicMs();
+    for (const Transition& t : membership_.tick(now)) {
+      if (t.restarted) {
+        log().info("node {} restarted (incarnation {})", t.id, t.incarnation);
+      }
+      if (t.from != t.to) {
+        log().info("node {} is {} (was {})", t.id, memberStateName(t.to), memberStateName(t.from));
+      }
+    }
+    // A dial attempt stuck in its handshake (packets dropped, no RST), or a link
+    // that went silent: cancel it, so the dialer starts over.
+    const std::vector<MemberView> views = membership_.snapshot();
+    for (auto& d : dialers_) {
+      std::lock_guard lock(d->mu);
+      if (d->context == nullptr) continue;
+      int64_t last = 0;
+      for (const MemberView& v : views) {
+        if (v.peer.id == d->peer.id) last = v.last_heard_ms;
+      }
+      const bool stuck = d->attempt_started_ms != 0 &&
+                         now - d->attempt_started_ms > options_.timeouts.suspect_ms;
+      const bool silent = d->attempt_started_ms == 0 && last != 0 &&
+                          now - last > options_.timeouts.suspect_ms;
+      if (stuck || silent) cancel(*d);
+    }
+  }
+}
+
+}  // namespace gannet::cluster
