@@ -85,12 +85,34 @@ class ClusterNode::LinkService final : public clusterpb::Cluster::Service {
     }
     node_.membership_.heardIncarnation(peer, hello.incarnation(), base::monotonicMs());
     log().debug("inbound link from node {} ({}) up", peer, ctx->peer());
+    if (Dialer* d = node_.dialerFor(peer)) {  // it is up: dial it back now, not after a backoff
+      std::lock_guard lock(d->mu);
+      d->retry_now = true;
+      d->cv.notify_all();
+    }
     while (stream->Read(&in)) {
-      if (!in.has_heartbeat()) continue;
-      node_.membership_.heard(peer, reportOf(in.heartbeat()), base::monotonicMs());
-      clusterpb::LinkMessage out;
-      *out.mutable_heartbeat() = node_.heartbeat();
-      if (!stream->Write(out)) break;
+      if (in.has_heartbeat()) {
+        node_.membership_.heard(peer, reportOf(in.heartbeat()), base::monotonicMs());
+        clusterpb::LinkMessage out;
+        *out.mutable_heartbeat() = node_.heartbeat();  // no route count: see Membership::heard
+        if (!stream->Write(out)) break;
+      } else if (in.has_routes()) {
+        node_.applyRoutes(peer, in.routes());
+      } else if (in.has_forward()) {
+        std::vector<ForwardedMessage> messages;
+        messages.reserve(static_cast<size_t>(in.forward().messages_size()));
+        for (auto& m : *in.mutable_forward()->mutable_messages()) {
+          ForwardedMessage f;
+          f.topic = std::move(*m.mutable_topic());
+          f.payload = std::move(*m.mutable_payload());
+          f.qos = static_cast<uint8_t>(std::min<uint32_t>(m.qos(), 2));
+          f.retain = m.retain();
+          f.properties = std::move(*m.mutable_properties());
+          f.expiry_in_ms = m.expiry_in_ms();
+          messages.push_back(std::move(f));
+        }
+        node_.host_.onForward(peer, std::move(messages));
+      }
     }
     log().debug("inbound link from node {} closed", peer);
     return grpc::Status::OK;
@@ -125,7 +147,7 @@ class ClusterNode::AdminService final : public clusterpb::Admin::Service {
     self->set_incarnation(node_.incarnation_);
     self->set_last_heard_ms_ago(0);
     self->set_connections(node_.host_.connections());
-    self->set_routes(node_.host_.routes());
+    self->set_routes(node_.routeCount());
     self->set_mqtt_address(o.mqtt_address);
     const int64_t now = base::monotonicMs();
     for (const MemberView& v : node_.membership_.snapshot()) {
@@ -160,7 +182,6 @@ clusterpb::Heartbeat ClusterNode::heartbeat() {
   clusterpb::Heartbeat hb;
   hb.set_incarnation(incarnation_);
   hb.set_connections(host_.connections());
-  hb.set_routes(host_.routes());
   hb.set_mqtt_address(options_.mqtt_address);
   return hb;
 }
@@ -209,6 +230,7 @@ void ClusterNode::stop() {
   for (auto& d : dialers_) {
     std::lock_guard lock(d->mu);
     cancel(*d);
+    d->cv.notify_all();
   }
   if (server_) server_->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(1));
   for (auto& d : dialers_) {
@@ -225,8 +247,10 @@ void ClusterNode::cancel(Dialer& d) {
 void ClusterNode::dial(Dialer& d) {
   int64_t backoff_ms = 100;
   auto sleep_for = [&](int64_t ms) {
-    std::unique_lock lock(stop_mu_);
-    stop_cv_.wait_for(lock, std::chrono::milliseconds(ms), [&] { return stopping_.load(); });
+    std::unique_lock lock(d.mu);
+    d.cv.wait_for(lock, std::chrono::milliseconds(ms),
+                  [&] { return stopping_.load() || d.retry_now; });
+    d.retry_now = false;
   };
   auto failed = [&](const std::string& why) {
     std::lock_guard lock(d.mu);
@@ -289,27 +313,77 @@ void ClusterNode::dial(Dialer& d) {
         }
       }
       backoff_ms = 100;
+      // The route table as of now, then (in order) every change after it.
+      clusterpb::LinkMessage snapshot;
+      {
+        std::lock_guard routes(routes_mu_);
+        auto* r = snapshot.mutable_routes();
+        r->set_epoch((incarnation_ << 20) | (++links_opened_ & 0xFFFFF));
+        r->set_snapshot(true);
+        for (const auto& [filter, count] : local_routes_) r->add_add(filter);
+        std::lock_guard lock(d.mu);
+        d.live = true;
+        d.epoch = r->epoch();
+        // Forwards kept while the link was down go after the snapshot.
+        std::erase_if(d.outbox, [](const clusterpb::LinkMessage& m) { return m.has_routes(); });
+      }
       std::atomic<bool> reader_done{false};
       std::thread reader([&] {
         clusterpb::LinkMessage m;
         while (stream->Read(&m)) {
           if (m.has_heartbeat()) {
-            membership_.heard(d.peer.id, reportOf(m.heartbeat()), base::monotonicMs());
+            // An answer on our stream: its route count may be ahead of the route
+            // updates the peer sends on its own stream.
+            membership_.heard(d.peer.id, reportOf(m.heartbeat()), base::monotonicMs(),
+                              /*routes=*/false);
           }
         }
         reader_done = true;
-        stop_cv_.notify_all();
+        std::lock_guard lock(d.mu);
+        d.cv.notify_all();
       });
-      while (!stopping_ && !reader_done) {
+      bool ok = stream->Write(snapshot);
+      int64_t next_heartbeat = 0;
+      std::vector<clusterpb::LinkMessage> batch;
+      while (ok && !stopping_ && !reader_done) {
+        {
+          std::unique_lock lock(d.mu);
+          const int64_t wait = std::max<int64_t>(0, next_heartbeat - base::monotonicMs());
+          d.cv.wait_for(lock, std::chrono::milliseconds(wait),
+                        [&] { return stopping_.load() || reader_done.load() || !d.outbox.empty(); });
+        }
         clusterpb::LinkMessage hb;
-        *hb.mutable_heartbeat() = heartbeat();
-        if (!stream->Write(hb)) break;
-        std::unique_lock lock(stop_mu_);
-        stop_cv_.wait_for(lock, std::chrono::milliseconds(options_.timeouts.heartbeat_ms),
-                          [&] { return stopping_.load() || reader_done.load(); });
+        const bool heartbeat_due = base::monotonicMs() >= next_heartbeat;
+        {
+          // The heartbeat's route count and the deltas taken with it agree: the
+          // peer applies those deltas before it reads that count.
+          std::lock_guard routes(routes_mu_);
+          std::lock_guard lock(d.mu);
+          batch.swap(d.outbox);
+          d.pending_forwards = 0;
+          if (heartbeat_due) {
+            *hb.mutable_heartbeat() = heartbeat();
+            hb.mutable_heartbeat()->set_routes(local_routes_.size());
+          }
+        }
+        for (const clusterpb::LinkMessage& m : batch) {
+          if (!stream->Write(m)) {
+            ok = false;
+            break;
+          }
+        }
+        batch.clear();
+        if (ok && heartbeat_due) {
+          ok = stream->Write(hb);
+          next_heartbeat = base::monotonicMs() + options_.timeouts.heartbeat_ms;
+        }
       }
       {
+        std::lock_guard routes(routes_mu_);
         std::lock_guard lock(d.mu);
+        d.live = false;
+        // Route updates go (the next link starts with a snapshot); forwards wait.
+        std::erase_if(d.outbox, [](const clusterpb::LinkMessage& m) { return m.has_routes(); });
         ctx.TryCancel();
       }
       reader.join();
@@ -327,6 +401,95 @@ void ClusterNode::dial(Dialer& d) {
   }
 }
 
+uint64_t ClusterNode::routeCount() {
+  std::lock_guard lock(routes_mu_);
+  return local_routes_.size();
+}
+
+ClusterNode::Dialer* ClusterNode::dialerFor(uint32_t node) {
+  for (auto& d : dialers_) {
+    if (d->peer.id == node) return d.get();
+  }
+  return nullptr;
+}
+
+void ClusterNode::enqueueRouteChange(const std::string& filter, bool added) {
+  // Under routes_mu_: in the order of the counts, after each link's snapshot.
+  for (auto& d : dialers_) {
+    std::lock_guard lock(d->mu);
+    if (!d->live) continue;
+    clusterpb::RouteUpdate* r = nullptr;
+    if (!d->outbox.empty() && d->outbox.back().has_routes()) {
+      r = d->outbox.back().mutable_routes();
+    } else {
+      r = d->outbox.emplace_back().mutable_routes();
+      // Deltas carry the epoch of the link's snapshot (the newest the peer has).
+      r->set_epoch(d->epoch);
+    }
+    (added ? r->add_add() : r->add_remove())->assign(filter);
+    d->cv.notify_all();
+  }
+}
+
+void ClusterNode::localRouteAdded(std::string_view filter) {
+  std::lock_guard lock(routes_mu_);
+  auto [it, inserted] = local_routes_.try_emplace(std::string(filter), 0);
+  if (++it->second == 1) enqueueRouteChange(it->first, true);
+}
+
+void ClusterNode::localRouteRemoved(std::string_view filter) {
+  std::lock_guard lock(routes_mu_);
+  auto it = local_routes_.find(std::string(filter));
+  if (it == local_routes_.end()) return;
+  if (--it->second == 0) {
+    const std::string f = it->first;
+    local_routes_.erase(it);
+    enqueueRouteChange(f, false);
+  }
+}
+
+bool ClusterNode::forward(uint32_t node, std::vector<ForwardedMessage> messages) {
+  Dialer* d = dialerFor(node);
+  if (d == nullptr) return false;
+  std::lock_guard lock(d->mu);
+  if (!d->live) {
+    // Reconnecting: keep them for the next link, unless the node is dead.
+    if (d->pending_forwards + messages.size() > kMaxPendingForwards) return false;
+    for (const MemberView& v : membership_.snapshot()) {
+      if (v.peer.id == node && v.state == MemberState::kDead) return false;
+    }
+  }
+  d->pending_forwards += messages.size();
+  clusterpb::ForwardBatch* batch = nullptr;
+  if (!d->outbox.empty() && d->outbox.back().has_forward()) {
+    batch = d->outbox.back().mutable_forward();
+  } else {
+    batch = d->outbox.emplace_back().mutable_forward();
+  }
+  for (ForwardedMessage& f : messages) {
+    auto* m = batch->add_messages();
+    m->set_topic(std::move(f.topic));
+    m->set_payload(std::move(f.payload));
+    m->set_qos(f.qos);
+    m->set_retain(f.retain);
+    if (!f.properties.empty()) m->set_properties(std::move(f.properties));
+    if (f.expiry_in_ms != 0) m->set_expiry_in_ms(f.expiry_in_ms);
+  }
+  d->cv.notify_all();
+  return true;
+}
+
+void ClusterNode::applyRoutes(uint32_t node, const clusterpb::RouteUpdate& update) {
+  std::lock_guard lock(routes_in_mu_);
+  uint64_t& newest = route_epochs_[node];
+  if (update.epoch() < newest || (!update.snapshot() && update.epoch() != newest)) {
+    return;  // from an older link of that node: its newer snapshot already counts
+  }
+  newest = update.epoch();
+  host_.onRoutes(node, update.snapshot(), {update.add().begin(), update.add().end()},
+                 {update.remove().begin(), update.remove().end()});
+}
+
 void ClusterNode::monitor() {
   while (!stopping_) {
     {
@@ -341,6 +504,23 @@ void ClusterNode::monitor() {
       }
       if (t.from != t.to) {
         log().info("node {} is {} (was {})", t.id, memberStateName(t.to), memberStateName(t.from));
+        if (t.to == MemberState::kDead) {
+          {
+            // Whatever it sends next starts with a snapshot of a newer link.
+            std::lock_guard lock(routes_in_mu_);
+            host_.onPeerDead(t.id);
+          }
+          log().info("routes of node {} dropped", t.id);
+          if (Dialer* d = dialerFor(t.id)) {
+            std::lock_guard lock(d->mu);
+            if (d->pending_forwards > 0) {
+              log().warn("{} messages waiting for node {} dropped: it is dead", d->pending_forwards,
+                         t.id);
+            }
+            std::erase_if(d->outbox, [](const clusterpb::LinkMessage& m) { return m.has_forward(); });
+            d->pending_forwards = 0;
+          }
+        }
       }
     }
     // A dial attempt stuck in its handshake (packets dropped, no RST), or a link

@@ -17,9 +17,11 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <vector>
 
+#include "absl/container/flat_hash_map.h"
 #include "absl/status/statusor.h"
 #include "cluster/membership.h"
 
@@ -30,16 +32,37 @@ class ClientContext;
 
 namespace gannet::clusterpb {
 class Heartbeat;
+class LinkMessage;
+class RouteUpdate;
 }  // namespace gannet::clusterpb
 
 namespace gannet::cluster {
 
-// What the node running the cluster layer tells it about itself. Thread-safe.
+// A message forwarded between nodes (proto ForwardedMessage, as plain values).
+struct ForwardedMessage {
+  std::string topic;
+  std::string payload;
+  uint8_t qos = 0;
+  bool retain = false;
+  std::string properties;    // serialised records.MessageProperties; empty: none
+  int64_t expiry_in_ms = 0;  // 0 = none
+};
+
+// What the node running the cluster layer tells it, and is told by it.
+// Thread-safe: called from the cluster's threads.
 class ClusterHost {
  public:
   virtual ~ClusterHost() = default;
   virtual uint64_t connections() = 0;  // MQTT connections on this node
-  virtual uint64_t routes() = 0;       // subscriptions on this node
+  virtual uint64_t routes() = 0;       // subscriptions on this node (metrics)
+  // Node `node`'s route table: a whole snapshot (replaces what it had) or a delta.
+  // Calls for one node never overlap and stale ones are filtered out.
+  virtual void onRoutes(uint32_t node, bool snapshot, std::vector<std::string> add,
+                        std::vector<std::string> remove) = 0;
+  // Messages node `node` forwarded here, in its order: deliver them locally.
+  virtual void onForward(uint32_t node, std::vector<ForwardedMessage> messages) = 0;
+  // Node `node` is dead: drop its routes.
+  virtual void onPeerDead(uint32_t node) = 0;
 };
 
 struct ClusterOptions {
@@ -62,6 +85,17 @@ class ClusterNode {
   absl::StatusOr<uint16_t> start();
   void stop();
 
+  // Thread-safe: a local session subscribed to / unsubscribed from `filter`
+  // (counted; the peers hear of the first and the last).
+  void localRouteAdded(std::string_view filter);
+  void localRouteRemoved(std::string_view filter);
+  // Thread-safe: sends `messages` to node `node`, after what was sent to it
+  // before. While the link is down they wait (in memory, at most
+  // kMaxPendingForwards); false when they cannot (over that bound, the node is
+  // dead or unknown): nothing of them is sent.
+  static constexpr size_t kMaxPendingForwards = 100000;
+  bool forward(uint32_t node, std::vector<ForwardedMessage> messages);
+
   uint64_t incarnation() const { return incarnation_; }
   Membership& membership() { return membership_; }
 
@@ -75,7 +109,21 @@ class ClusterNode {
     grpc::ClientContext* context = nullptr;  // the current attempt, for cancel
     int64_t attempt_started_ms = 0;          // 0 once the handshake is done
     std::string last_error;                  // logged once per change
+    // While the link is up (under routes_mu_ and mu): what to send next.
+    bool live = false;
+    uint64_t epoch = 0;  // of the current link's route snapshot
+    // Route updates (only while live) and forwards (also while the link is
+    // being re-established, up to kMaxPendingForwards messages).
+    std::vector<clusterpb::LinkMessage> outbox;
+    size_t pending_forwards = 0;
+    bool retry_now = false;  // the peer dialled us: dial it back without waiting
+    std::condition_variable cv;  // outbox, stop, link lost
   };
+  Dialer* dialerFor(uint32_t node);
+  // Distinct filters this node's sessions subscribe to (its routes).
+  uint64_t routeCount();
+  void applyRoutes(uint32_t node, const clusterpb::RouteUpdate& update);
+  void enqueueRouteChange(const std::string& filter, bool added);
 
   void dial(Dialer& d);
   // What this node says of itself on every link.
@@ -96,6 +144,14 @@ class ClusterNode {
   std::mutex stop_mu_;
   std::condition_variable stop_cv_;
   std::atomic<bool> stopping_{false};
+  // Local route counts (filter → local subscriptions), and the per-link
+  // snapshot/delta hand-over: routes_mu_ before any Dialer::mu.
+  std::mutex routes_mu_;
+  absl::flat_hash_map<std::string, uint64_t> local_routes_;
+  uint64_t links_opened_ = 0;
+  // Inbound route updates: newest epoch per node; held while the host applies one.
+  std::mutex routes_in_mu_;
+  absl::flat_hash_map<uint32_t, uint64_t> route_epochs_;
 };
 
 }  // namespace gannet::cluster

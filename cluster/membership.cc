@@ -71,14 +71,16 @@ void Membership::heardIncarnation(uint32_t id, uint64_t incarnation, int64_t now
   m->view.last_heard_ms = std::max(m->view.last_heard_ms, now_ms);
 }
 
-void Membership::heard(uint32_t id, const PeerReport& report, int64_t now_ms) {
+void Membership::heard(uint32_t id, const PeerReport& report, int64_t now_ms, bool routes) {
   std::lock_guard lock(mu_);
   Member* m = find(id);
   if (m == nullptr) return;
   if (m->view.report.incarnation != 0 && m->view.report.incarnation != report.incarnation) {
     m->restarted = true;
   }
+  const uint64_t known_routes = m->view.report.routes;
   m->view.report = report;
+  if (!routes) m->view.report.routes = known_routes;
   m->view.last_heard_ms = std::max(m->view.last_heard_ms, now_ms);
 }
 

@@ -70,8 +70,10 @@ class Membership {
   const std::vector<PeerAddress>& peers() const { return peers_; }
   const MembershipTimeouts& timeouts() const { return timeouts_; }
 
-  // Something came from peer `id` (handshake or heartbeat) at `now_ms`.
-  void heard(uint32_t id, const PeerReport& report, int64_t now_ms);
+  // Something came from peer `id` (handshake or heartbeat) at `now_ms`. The
+  // route count is taken only with `routes` (from the stream that also carries
+  // the peer's route updates, so the count never runs ahead of them).
+  void heard(uint32_t id, const PeerReport& report, int64_t now_ms, bool routes = true);
   // The peer's incarnation only (handshake).
   void heardIncarnation(uint32_t id, uint64_t incarnation, int64_t now_ms);
 

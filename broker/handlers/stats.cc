@@ -11,6 +11,8 @@ const char* dropReasonName(DropReason r) {
     case DropReason::kNoSubscribers: return "no_subscribers";
     case DropReason::kOffline: return "offline_qos0";
     case DropReason::kStoreMissing: return "store_missing";
+    case DropReason::kNodeDown: return "node_down";
+    case DropReason::kStoreFull: return "store_full";
     case DropReason::kCount: break;
   }
   return "unknown";

@@ -16,6 +16,8 @@ enum class DropReason : uint8_t {
   kNoSubscribers,    // published to a topic nobody subscribes to
   kOffline,          // QoS 0 for an offline session
   kStoreMissing,     // a stored queue entry whose message record is gone
+  kNodeDown,         // for a subscriber on another node whose link is down
+  kStoreFull,        // forwarded from another node, not storable (over --max_disk_bytes)
   kCount,
 };
 const char* dropReasonName(DropReason r);
@@ -45,7 +47,7 @@ struct WorkerStats {
   Counter journal_records_moved;    // inflight records moved from the journal into the store
   Counter publishes_failed_store;   // acks turned into 0x97/0x80 or a close by a failed commit
 
-  void drop(DropReason r) { dropped[static_cast<int>(r)].add(); }
+  void drop(DropReason r, uint64_t n = 1) { dropped[static_cast<int>(r)].add(n); }
 };
 
 }  // namespace gannet::handlers

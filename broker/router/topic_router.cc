@@ -414,6 +414,19 @@ TopicRouter::~TopicRouter() = default;
 
 bool TopicRouter::subscribe(std::string_view filter, const Destination& destination,
                             const SubscriptionOptions& options) {
+  const bool added = subscribeLocked(filter, destination, options);
+  if (added && listener_ != nullptr && !destination.remote()) listener_->onLocalSubscribe(filter);
+  return added;
+}
+
+bool TopicRouter::unsubscribe(std::string_view filter, const Destination& destination) {
+  const bool removed = unsubscribeLocked(filter, destination);
+  if (removed && listener_ != nullptr && !destination.remote()) listener_->onLocalUnsubscribe(filter);
+  return removed;
+}
+
+bool TopicRouter::subscribeLocked(std::string_view filter, const Destination& destination,
+                                  const SubscriptionOptions& options) {
   std::string_view group;
   std::string_view topic_filter = filter;
   const bool is_shared = parseSharedFilter(filter, group, topic_filter);
@@ -444,7 +457,7 @@ bool TopicRouter::subscribe(std::string_view filter, const Destination& destinat
   return added;
 }
 
-bool TopicRouter::unsubscribe(std::string_view filter, const Destination& destination) {
+bool TopicRouter::unsubscribeLocked(std::string_view filter, const Destination& destination) {
   std::string_view group;
   std::string_view topic_filter = filter;
   const bool is_shared = parseSharedFilter(filter, group, topic_filter);

@@ -19,9 +19,14 @@ namespace gannet::router {
 
 // Where a message goes: a session on a worker of this node. (The cluster adds
 // remote nodes as destinations later: a distinct `kind`.)
+// `worker` of a destination that is another node of the cluster (its node id in
+// session_id): messages matching it are forwarded there.
+inline constexpr uint32_t kRemoteWorker = 0xFFFFFFFF;
+
 struct Destination {
   uint64_t session_id = 0;  // unique per session for the life of the process
   uint32_t worker = 0;      // the worker thread that owns the session
+  bool remote() const { return worker == kRemoteWorker; }
   bool operator==(const Destination&) const = default;
   template <typename H>
   friend H AbslHashValue(H h, const Destination& d) {
@@ -53,9 +58,21 @@ struct Delivery {
   bool durable = false;              // the destination is durable (SubscriptionOptions)
 };
 
+// Told when a local destination's subscription to a filter is added or removed
+// (not remote ones, not replaced options): the cluster keeps its route table
+// from it. Called from the subscribing thread, outside the router's lock.
+class RouteListener {
+ public:
+  virtual ~RouteListener() = default;
+  virtual void onLocalSubscribe(std::string_view filter) = 0;
+  virtual void onLocalUnsubscribe(std::string_view filter) = 0;
+};
+
 class TopicRouter {
  public:
   TopicRouter();
+  // Before any subscribe; null: none.
+  void setListener(RouteListener* listener) { listener_ = listener; }
   ~TopicRouter();
   TopicRouter(const TopicRouter&) = delete;
   TopicRouter& operator=(const TopicRouter&) = delete;
@@ -98,8 +115,12 @@ class TopicRouter {
   size_t nodeCount() const;
 
  private:
+  bool subscribeLocked(std::string_view filter, const Destination& destination,
+                       const SubscriptionOptions& options);
+  bool unsubscribeLocked(std::string_view filter, const Destination& destination);
   struct Impl;
   std::unique_ptr<Impl> impl_;
+  RouteListener* listener_ = nullptr;
 };
 
 // Splits "$share/group/filter" into group and filter. Returns false when `filter` is

@@ -33,6 +33,7 @@ Node::Node(NodeOptions options) : options_(std::move(options)) {}
 Node::~Node() {
   stop();
   wait();
+  router_.setListener(nullptr);
   exposer_.reset();
   workers_.clear();
   store_.reset();
@@ -78,6 +79,7 @@ absl::Status Node::start() {
     s = w->init();
     if (!s.ok()) return s;
   }
+  RETURN_IF_ERROR(createCluster());
   RETURN_IF_ERROR(loadStore());
   for (auto& w : workers_) {
     storage::JournalOptions jo;
@@ -376,17 +378,79 @@ absl::Status Node::loadStore() {
   return absl::OkStatus();
 }
 
-class Node::ClusterHostImpl final : public cluster::ClusterHost {
+// The cluster's view of this node, and the router's of the cluster: local
+// subscriptions become routes announced to the peers; the peers' routes become
+// remote destinations in the router (one per node, {node id, kRemoteWorker}).
+class Node::ClusterHostImpl final : public cluster::ClusterHost, public router::RouteListener {
  public:
   explicit ClusterHostImpl(Node& node) : node_(node) {}
   uint64_t connections() override { return node_.totals().connections_current; }
-  uint64_t routes() override { return node_.router().subscriptionCount(); }
+  uint64_t routes() override { return local_routes_.load(std::memory_order_relaxed); }
+
+  void onRoutes(uint32_t node, bool snapshot, std::vector<std::string> add,
+                std::vector<std::string> remove) override {
+    const router::Destination dest{node, router::kRemoteWorker};
+    router::SubscriptionOptions options;
+    options.qos = 2;  // forwarded with the publish QoS; the receiving node applies its grants
+    std::lock_guard lock(mu_);
+    auto& filters = remote_[node];
+    if (snapshot) {
+      absl::flat_hash_set<std::string> next(add.begin(), add.end());
+      for (const std::string& f : filters) {
+        if (!next.contains(f)) node_.router().unsubscribe(f, dest);
+      }
+      for (const std::string& f : next) {
+        if (!filters.contains(f)) node_.router().subscribe(f, dest, options);
+      }
+      filters = std::move(next);
+      return;
+    }
+    for (std::string& f : add) {
+      if (filters.insert(f).second) node_.router().subscribe(f, dest, options);
+    }
+    for (const std::string& f : remove) {
+      if (filters.erase(f) > 0) node_.router().unsubscribe(f, dest);
+    }
+  }
+
+  void onForward(uint32_t node, std::vector<cluster::ForwardedMessage> messages) override {
+    // One worker per sending node: its messages stay in order.
+    Worker& w = node_.worker(node % node_.workerCount());
+    w.post([&w, messages = std::move(messages)]() mutable { w.deliverForwarded(std::move(messages)); });
+  }
+
+  void onPeerDead(uint32_t node) override {
+    const router::Destination dest{node, router::kRemoteWorker};
+    std::lock_guard lock(mu_);
+    auto it = remote_.find(node);
+    if (it == remote_.end()) return;
+    for (const std::string& f : it->second) node_.router().unsubscribe(f, dest);
+    remote_.erase(it);
+  }
+
+  void onLocalSubscribe(std::string_view filter) override {
+    local_routes_.fetch_add(1, std::memory_order_relaxed);
+    if (cluster_ != nullptr) cluster_->localRouteAdded(filter);
+  }
+  void onLocalUnsubscribe(std::string_view filter) override {
+    local_routes_.fetch_sub(1, std::memory_order_relaxed);
+    if (cluster_ != nullptr) cluster_->localRouteRemoved(filter);
+  }
+  void setCluster(cluster::ClusterNode* cluster) { cluster_ = cluster; }
 
  private:
   Node& node_;
+  cluster::ClusterNode* cluster_ = nullptr;
+  std::atomic<uint64_t> local_routes_{0};
+  std::mutex mu_;
+  absl::flat_hash_map<uint32_t, absl::flat_hash_set<std::string>> remote_;
 };
 
-absl::Status Node::startCluster() {
+bool Node::forwardToNode(uint32_t node, std::vector<cluster::ForwardedMessage> messages) {
+  return cluster_ != nullptr && cluster_->forward(node, std::move(messages));
+}
+
+absl::Status Node::createCluster() {
   if (options_.cluster_listen.empty()) return absl::OkStatus();
   cluster::ClusterOptions co;
   co.node_id = options_.node_id;
@@ -397,6 +461,14 @@ absl::Status Node::startCluster() {
   co.mqtt_address = options_.mqtt_listen;
   cluster_host_ = std::make_unique<ClusterHostImpl>(*this);
   cluster_ = std::make_unique<cluster::ClusterNode>(std::move(co), *cluster_host_);
+  cluster_host_->setCluster(cluster_.get());
+  // Before the store's sessions subscribe: their filters are routes too.
+  router_.setListener(cluster_host_.get());
+  return absl::OkStatus();
+}
+
+absl::Status Node::startCluster() {
+  if (cluster_ == nullptr) return absl::OkStatus();
   auto port = cluster_->start();
   if (!port.ok()) return port.status();
   cluster_port_ = *port;

@@ -100,6 +100,9 @@ class Node {
   MessageRefs& messageRefs() { return message_refs_; }
   DurableSessions& durableSessions() { return durable_sessions_; }
   Worker& worker(uint32_t i) { return *workers_[i]; }
+  // Any thread: sends messages to node `node` of the cluster; false when there
+  // is no cluster or the link to that node is down.
+  bool forwardToNode(uint32_t node, std::vector<cluster::ForwardedMessage> messages);
   uint32_t workerCount() const { return static_cast<uint32_t>(workers_.size()); }
   uint64_t nextSessionId() { return next_session_id_.fetch_add(1, std::memory_order_relaxed); }
   int64_t startedAtMs() const { return started_ms_; }
@@ -115,6 +118,7 @@ class Node {
  private:
   absl::Status prepareDataDir();
   absl::Status startMetrics();
+  absl::Status createCluster();  // before loadStore(): routes of restored sessions count
   absl::Status startCluster();
   absl::Status openStore();
   // Moves what the inflight journals held into the store and removes them.

@@ -232,6 +232,22 @@ void appendInflightRecord(std::string& out, uint16_t packet_id, const session::I
   GANNET_RELEASE_ASSERT(p == out.data() + out.size(), "inflight record size mismatch");
 }
 
+std::string serializeMessageProperties(const router::Message& m) {
+  if (!m.properties) return {};
+  records::MessageProperties pr;
+  toProperties(*m.properties, &pr);
+  return pr.SerializeAsString();  // empty properties travel as none: the same to a client
+}
+
+std::shared_ptr<const codec::Properties> parseMessageProperties(const std::string& bytes) {
+  if (bytes.empty()) return nullptr;
+  records::MessageProperties pr;
+  if (!pr.ParseFromString(bytes)) return nullptr;
+  auto props = std::make_shared<codec::Properties>();
+  fromProperties(pr, *props);
+  return props;
+}
+
 records::SubscriptionRecord toSubscriptionRecord(const router::SubscriptionOptions& o) {
   records::SubscriptionRecord r;
   r.set_qos(o.qos);

@@ -48,6 +48,12 @@ router::MessagePtr fromMessageRecord(const records::MessageRecord& record, const
 void appendInflightRecord(std::string& out, uint16_t packet_id, const session::InflightMessage& in,
                           const Clocks& clocks);
 
+// A message's MQTT 5 properties as serialised records.MessageProperties (what a
+// forwarded message carries between nodes); empty for none.
+std::string serializeMessageProperties(const router::Message& m);
+// Back; null for empty input or unparsable bytes.
+std::shared_ptr<const codec::Properties> parseMessageProperties(const std::string& bytes);
+
 records::SubscriptionRecord toSubscriptionRecord(const router::SubscriptionOptions& options);
 router::SubscriptionOptions fromSubscriptionRecord(const records::SubscriptionRecord& record);
 

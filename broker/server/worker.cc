@@ -127,6 +127,19 @@ void Worker::deliverMatched(const router::MessagePtr& message) {
     }
     if (d.destination.worker == index_) {
       deliverLocal(d.destination.session_id, std::move(out), *client);
+    } else if (d.destination.remote()) {
+      // Another node has a matching subscription: the message goes there once
+      // (the router gives one delivery per destination), with its own QoS.
+      cluster::ForwardedMessage f;
+      f.topic = message->topic;
+      f.payload = message->payload;
+      f.qos = message->qos;
+      f.retain = message->retain;
+      f.properties = serializeMessageProperties(*message);
+      if (message->expiry_deadline_ms != 0) {
+        f.expiry_in_ms = std::max<int64_t>(1, message->expiry_deadline_ms - loop_.now());
+      }
+      forwards_[static_cast<uint32_t>(d.destination.session_id)].push_back(std::move(f));
     } else if (d.destination.worker < outgoing_.size()) {
       outgoing_[d.destination.worker].push_back(
           {d.destination.session_id, std::move(out), *client, ack_token, index_});
@@ -180,6 +193,30 @@ void Worker::drainInbox() {
     if (d.ack_token != 0 && d.ack_worker < confirms_.size()) {
       confirms_[d.ack_worker].push_back(d.ack_token);
     }
+  }
+}
+
+void Worker::deliverForwarded(std::vector<cluster::ForwardedMessage> messages) {
+  for (cluster::ForwardedMessage& f : messages) {
+    auto m = std::make_shared<router::Message>();
+    m->topic = std::move(f.topic);
+    m->payload = std::move(f.payload);
+    m->qos = f.qos;
+    m->retain = f.retain;
+    m->properties = parseMessageProperties(f.properties);
+    if (f.expiry_in_ms != 0) m->expiry_deadline_ms = loop_.now() + f.expiry_in_ms;
+    match(m);
+    // Local subscribers only: a forwarded message is never forwarded again.
+    match_scratch_.erase(std::remove_if(match_scratch_.begin(), match_scratch_.end(),
+                                        [](const router::Delivery& d) { return d.destination.remote(); }),
+                         match_scratch_.end());
+    if (match_scratch_.empty()) continue;
+    if (m->qos > 0 && persistMatched(m, nullptr, 0) == Durability::kRefused) {
+      discardMatched();
+      stats_.drop(handlers::DropReason::kStoreFull);
+      continue;
+    }
+    deliverMatched(m);
   }
 }
 
@@ -262,6 +299,15 @@ void Worker::onIterationEnd() {
       node_.worker(w).confirmDurable(std::move(confirms_[w]), last_commit_status_);
       confirms_[w].clear();
     }
+  }
+  if (!forwards_.empty()) {
+    for (auto& [node, messages] : forwards_) {
+      const size_t n = messages.size();
+      if (!node_.forwardToNode(node, std::move(messages))) {
+        stats_.drop(handlers::DropReason::kNodeDown, n);
+      }
+    }
+    forwards_.clear();
   }
   for (uint32_t w = 0; w < outgoing_.size(); ++w) {
     if (!outgoing_[w].empty()) {

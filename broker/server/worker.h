@@ -24,6 +24,7 @@
 #include "broker/net/event_loop.h"
 #include "broker/net/listener.h"
 #include "broker/server/records.h"
+#include "cluster/cluster_node.h"
 #include "storage/journal.h"
 #include "storage/write_set.h"
 
@@ -64,6 +65,9 @@ class Worker : public handlers::BrokerContext {
   // Thread-safe: deliveries with these ack tokens (RemoteDelivery::ack_token)
   // were committed by another worker (`status`: how its commit went).
   void confirmDurable(std::vector<uint64_t> tokens, absl::Status status);
+  // On this worker's thread: messages another node forwarded here; delivered to
+  // local subscribers only.
+  void deliverForwarded(std::vector<cluster::ForwardedMessage> messages);
   // Thread-safe: takes over a socket migrated from another worker.
   void adopt(int fd, std::string peer, std::string input);
   // Thread-safe: runs `fn` on this worker's thread.
@@ -206,6 +210,8 @@ class Worker : public handlers::BrokerContext {
   Clocks clocks_;
   int64_t next_commit_error_log_ms_ = 0;
   std::vector<std::vector<RemoteDelivery>> outgoing_;  // per target worker
+  // Messages for other nodes of the cluster, per node id, sent at iteration end.
+  absl::flat_hash_map<uint32_t, std::vector<cluster::ForwardedMessage>> forwards_;
   std::mutex inbox_mu_;
   std::vector<RemoteDelivery> inbox_;
   uint64_t assigned_ids_ = 0;

@@ -118,3 +118,21 @@ class ClusterTestCase(BrokerTestCase):
         except AssertionError as e:
             raise AssertionError(f"{e}; its last status: {last}") from None
         return last[node]
+
+    def wait_routes(self, observer, node, predicate, timeout=10.0):
+        """Poll until node `observer` reports node `node` alive with a route count
+        (distinct filters) for which predicate(count) holds. Route deltas travel
+        before the heartbeat that counts them, so after this the observer has
+        applied them."""
+        last = {}
+
+        def check():
+            nonlocal last
+            last = self.status(observer).get(node, {})
+            return last.get("state") == "alive" and predicate(last.get("routes", -1))
+
+        try:
+            wait_for(check, timeout=timeout, interval=0.05,
+                     message=f"node {observer}'s route count of node {node}")
+        except AssertionError as e:
+            raise AssertionError(f"{e}; last: {last}") from None

@@ -1,0 +1,89 @@
+"""Route replication and forwarding (issue 4): a subscription on one node
+becomes a route on every node; a publish on any node reaches the subscribers
+on the others, once per subscriber, with the subscriber's granted QoS.
+
+Raw socket clients (exact QoS and flags). Route changes are eventually
+consistent: each test waits (polling gannetctl status) until the publishing
+node has the routes it relies on. Absences are checked with a marker message
+from the same publisher, after the one that must not arrive."""
+
+import re
+import unittest
+
+from cluster_fixture import ClusterTestCase
+from gannet_fixture import T, unique
+
+
+class ForwardingTest(ClusterTestCase):
+
+    def subscriber(self, node, *filters, qos=2):
+        c = self.raw(5, broker=self.nodes[node])
+        for f in filters:
+            c.subscribe(f, qos=qos)
+        return c
+
+    def assert_next_is(self, sub, payload, what):
+        p = sub.expect_matching(T.PUBLISH)
+        sub.ack(p)
+        self.assertEqual(p.payload, payload, what)
+        return p
+
+    def test_qos_0_1_2_reach_a_subscriber_on_another_node(self):
+        base = unique("fw")
+        sub = self.subscriber(1, f"{base}/+/x", qos=2)
+        self.wait_routes(3, 1, lambda n: n >= 1)
+        pub = self.raw(5, broker=self.nodes[3])
+        for qos in (0, 1, 2):
+            pub.publish(f"{base}/q{qos}/x", f"qos{qos}".encode(), qos)
+            p = self.assert_next_is(sub, f"qos{qos}".encode(), f"QoS {qos} across nodes")
+            self.assertEqual((p.topic, p.qos), (f"{base}/q{qos}/x", qos))
+        # Granted QoS 1 caps a QoS 2 publish.
+        sub1 = self.subscriber(2, f"{base}/#", qos=1)
+        self.wait_routes(3, 2, lambda n: n >= 1)
+        pub.publish(f"{base}/capped/x", b"capped", 2)
+        p = self.assert_next_is(sub1, b"capped", "QoS 2 publish to a QoS 1 subscription")
+        self.assertEqual(p.qos, 1)
+        self.assert_next_is(sub, b"capped", "the node 1 subscriber gets it too")
+
+    def test_overlapping_filters_on_one_node_get_one_copy(self):
+        base = unique("ov")
+        sub = self.subscriber(1, f"{base}/#", f"{base}/+", f"{base}/a", qos=1)
+        self.wait_routes(3, 1, lambda n: n >= 3)
+        pub = self.raw(4, broker=self.nodes[3])
+        pub.publish(f"{base}/a", b"once", 1)
+        pub.publish(f"{base}/marker", b"marker", 1)
+        self.assert_next_is(sub, b"once", "the publish")
+        self.assert_next_is(sub, b"marker", "a second copy came before the marker")
+
+    def test_unsubscribe_stops_delivery(self):
+        base = unique("un")
+        sub = self.subscriber(1, f"{base}/gone", f"{base}/marker", qos=1)
+        self.wait_routes(3, 1, lambda n: n == 2)
+        pub = self.raw(4, broker=self.nodes[3])
+        pub.publish(f"{base}/gone", b"before", 1)
+        self.assert_next_is(sub, b"before", "delivered while subscribed")
+        sub.unsubscribe(f"{base}/gone")
+        self.wait_routes(3, 1, lambda n: n == 1)
+        pub.publish(f"{base}/gone", b"after", 1)
+        pub.publish(f"{base}/marker", b"marker", 1)
+        self.assert_next_is(sub, b"marker", "a message arrived for a filter unsubscribed from")
+
+    def test_dead_node_routes_dropped_and_back_after_restart(self):
+        base = unique("dead")
+        self.subscriber(2, f"{base}/t", qos=1)
+        self.wait_routes(1, 2, lambda n: n == 1)
+        self.nodes[2].kill9()
+        self.wait_state(1, 2, "dead")
+        self.nodes[1].wait_log(re.compile(r"routes of node 2 dropped"), what="routes dropped on node 1")
+        # Publishing towards the dead node's former route: served, not stuck.
+        self.raw(4, broker=self.nodes[1]).publish(f"{base}/t", b"nobody", 1)
+        self.nodes[2].restart()
+        self.wait_state(1, 2, "alive")
+        sub = self.subscriber(2, f"{base}/t", qos=1)
+        self.wait_routes(1, 2, lambda n: n == 1)
+        self.raw(4, broker=self.nodes[1]).publish(f"{base}/t", b"back", 1)
+        self.assert_next_is(sub, b"back", "routes work again after the node rejoined")
+
+
+if __name__ == "__main__":
+    unittest.main()
