@@ -382,11 +382,11 @@ struct TopicRouter::Impl {
 
   // Collects the subscriptions of node `n`: non-shared ones into `hits`, one
   // delivery per share group straight into `out`. Returns whether it added a hit.
-  static bool collect(const Node& n, uint64_t publisher, std::vector<const Subscriber*>& hits,
-                      std::vector<Delivery>& out) {
+  static bool collect(const Node& n, uint64_t publisher, bool local_only,
+                      std::vector<const Subscriber*>& hits, std::vector<Delivery>& out) {
     bool added = false;
     for (const Subscriber& s : n.subscribers) {
-      if (s.skippedFor(publisher)) continue;
+      if (s.skippedFor(publisher) || (local_only && s.worker == kRemoteWorker)) continue;
       hits.push_back(&s);
       added = true;
     }
@@ -399,7 +399,7 @@ struct TopicRouter::Impl {
         // that the handler rejects; should one get here, pass to the next member.
         for (size_t k = 0; k < size; ++k) {
           const Subscriber& s = group.members[(start + k) % size];
-          if (s.skippedFor(publisher)) continue;
+          if (s.skippedFor(publisher) || (local_only && s.worker == kRemoteWorker)) continue;
           appendDelivery(s, /*shared=*/true, out);
           break;
         }
@@ -499,7 +499,7 @@ bool TopicRouter::unsubscribeLocked(std::string_view filter, const Destination& 
 }
 
 void TopicRouter::match(std::string_view topic, uint64_t publisher_session_id,
-                        std::vector<Delivery>& out) const {
+                        std::vector<Delivery>& out, bool local_only) const {
   MatchScratch& scratch = tls_scratch;
   scratch.levels.clear();
   scratch.stack.clear();
@@ -520,11 +520,11 @@ void TopicRouter::match(std::string_view topic, uint64_t publisher_session_id,
     const auto [node, i] = scratch.stack.back();
     scratch.stack.pop_back();
     if (i == depth) {
-      nodes_with_hits += Impl::collect(*node, publisher_session_id, scratch.hits, out);
+      nodes_with_hits += Impl::collect(*node, publisher_session_id, local_only, scratch.hits, out);
       // '#' also matches no level at all: "sport/#" matches "sport" (§4.7.1.2).
       // (i == depth >= 1 here, so the '$' rule of the first level does not apply.)
       if (node->hash) {
-        nodes_with_hits += Impl::collect(*node->hash, publisher_session_id, scratch.hits, out);
+        nodes_with_hits += Impl::collect(*node->hash, publisher_session_id, local_only, scratch.hits, out);
       }
       continue;
     }

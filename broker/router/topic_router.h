@@ -100,8 +100,11 @@ class TopicRouter {
   //    '+' or '#' (§4.7.2);
   //  - "sport/#" matches "sport" too (§4.7.1.2).
   // The order of the appended deliveries is unspecified.
+  //  - with `local_only`, remote destinations (other nodes) are left out, also
+  //    when choosing a $share group's member (a message forwarded from another
+  //    node goes to this node's subscribers only).
   void match(std::string_view topic, uint64_t publisher_session_id,
-             std::vector<Delivery>& out) const;
+             std::vector<Delivery>& out, bool local_only = false) const;
 
   // Number of (filter, destination) subscriptions, shared ones included.
   size_t subscriptionCount() const;

@@ -205,11 +205,10 @@ void Worker::deliverForwarded(std::vector<cluster::ForwardedMessage> messages) {
     m->retain = f.retain;
     m->properties = parseMessageProperties(f.properties);
     if (f.expiry_in_ms != 0) m->expiry_deadline_ms = loop_.now() + f.expiry_in_ms;
-    match(m);
     // Local subscribers only: a forwarded message is never forwarded again.
-    match_scratch_.erase(std::remove_if(match_scratch_.begin(), match_scratch_.end(),
-                                        [](const router::Delivery& d) { return d.destination.remote(); }),
-                         match_scratch_.end());
+    match_scratch_.clear();
+    match_stored_.clear();
+    node_.router().match(m->topic, 0, match_scratch_, /*local_only=*/true);
     if (match_scratch_.empty()) continue;
     if (m->qos > 0 && persistMatched(m, nullptr, 0) == Durability::kRefused) {
       discardMatched();

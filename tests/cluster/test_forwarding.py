@@ -68,6 +68,32 @@ class ForwardingTest(ClusterTestCase):
         pub.publish(f"{base}/marker", b"marker", 1)
         self.assert_next_is(sub, b"marker", "a message arrived for a filter unsubscribed from")
 
+    def test_shared_subscription_over_two_nodes_delivers_each_message_once(self):
+        base = unique("sh")
+        group = f"$share/g-{base}/{base}/+"
+        # Each member also has a plain subscription for its end marker.
+        members = {n: self.subscriber(n, group, f"{base}-end/{n}", qos=1) for n in (1, 2)}
+        self.wait_routes(3, 1, lambda n: n >= 2)
+        self.wait_routes(3, 2, lambda n: n >= 2)
+        pub = self.raw(4, broker=self.nodes[3])
+        expected = [f"m{i:02d}".encode() for i in range(20)]
+        for p in expected:
+            pub.publish(f"{base}/x", p, 1)
+        got = {}
+        for node, c in members.items():
+            # From the same publisher: it reaches the node after the messages before it.
+            pub.publish(f"{base}-end/{node}", b"end", 1)
+            got[node] = []
+            while True:
+                p = c.expect_matching(T.PUBLISH)
+                c.ack(p)
+                if p.payload == b"end":
+                    break
+                got[node].append(p.payload)
+        self.assertEqual(sorted(got[1] + got[2]), expected,
+                         f"each message exactly once across the group: {got}")
+        self.assertTrue(got[1] and got[2], f"the group spans both nodes: {got}")
+
     def test_dead_node_routes_dropped_and_back_after_restart(self):
         base = unique("dead")
         self.subscriber(2, f"{base}/t", qos=1)

@@ -614,3 +614,51 @@ TEST(TopicRouterTest, ConcurrentMatchWhileSubscribing) {
 
 }  // namespace
 }  // namespace gannet::router
+
+namespace gannet::router {
+namespace {
+
+struct CountingListener : RouteListener {
+  std::vector<std::string> events;
+  void onLocalSubscribe(std::string_view f) override { events.push_back("+" + std::string(f)); }
+  void onLocalUnsubscribe(std::string_view f) override { events.push_back("-" + std::string(f)); }
+};
+
+TEST(TopicRouterClusterTest, ListenerHearsLocalChangesOnly) {
+  TopicRouter r;
+  CountingListener l;
+  r.setListener(&l);
+  const Destination remote{7, kRemoteWorker};
+  r.subscribe("a/#", Destination{1, 0}, SubscriptionOptions{});
+  r.subscribe("a/#", Destination{1, 0}, SubscriptionOptions{.qos = 1});  // replaced: not new
+  r.subscribe("a/#", remote, SubscriptionOptions{});
+  r.subscribe("$share/g/b", Destination{2, 1}, SubscriptionOptions{});
+  r.unsubscribe("a/#", remote);
+  r.unsubscribe("a/#", Destination{1, 0});
+  r.unsubscribe("a/#", Destination{1, 0});  // not there: nothing
+  EXPECT_EQ(l.events, (std::vector<std::string>{"+a/#", "+$share/g/b", "-a/#"}));
+}
+
+TEST(TopicRouterClusterTest, LocalOnlyMatchLeavesRemoteDestinationsOut) {
+  TopicRouter r;
+  const Destination remote{7, kRemoteWorker};
+  r.subscribe("t", remote, SubscriptionOptions{.qos = 2});
+  r.subscribe("t", Destination{1, 0}, SubscriptionOptions{});
+  // A share group with one remote and one local member: a local-only match must
+  // pick the local member every time, never drop the message on the remote one.
+  r.subscribe("$share/g/t", remote, SubscriptionOptions{.qos = 2});
+  r.subscribe("$share/g/t", Destination{2, 0}, SubscriptionOptions{});
+  for (int i = 0; i < 4; ++i) {
+    std::vector<Delivery> out;
+    r.match("t", 0, out, /*local_only=*/true);
+    EXPECT_EQ(sessions(out), (Ids{1, 2})) << i;
+  }
+  std::vector<Delivery> all;
+  r.match("t", 0, all);
+  bool has_remote = false;
+  for (const Delivery& d : all) has_remote |= d.destination.remote();
+  EXPECT_TRUE(has_remote);
+}
+
+}  // namespace
+}  // namespace gannet::router
