@@ -98,6 +98,8 @@ class ClusterNode::LinkService final : public clusterpb::Cluster::Service {
         if (!stream->Write(out)) break;
       } else if (in.has_routes()) {
         node_.applyRoutes(peer, in.routes());
+      } else if (in.has_forward_ack()) {
+        node_.applyForwardAck(peer, in.forward_ack());
       } else if (in.has_forward()) {
         std::vector<ForwardedMessage> messages;
         messages.reserve(static_cast<size_t>(in.forward().messages_size()));
@@ -109,6 +111,8 @@ class ClusterNode::LinkService final : public clusterpb::Cluster::Service {
           f.retain = m.retain();
           f.properties = std::move(*m.mutable_properties());
           f.expiry_in_ms = m.expiry_in_ms();
+          f.ack_worker = m.ack_worker();
+          f.ack_token = m.ack_token();
           messages.push_back(std::move(f));
         }
         node_.host_.onForward(peer, std::move(messages));
@@ -361,6 +365,12 @@ void ClusterNode::dial(Dialer& d) {
           std::lock_guard lock(d.mu);
           batch.swap(d.outbox);
           d.pending_forwards = 0;
+          for (const clusterpb::LinkMessage& m : batch) {
+            if (!m.has_forward()) continue;
+            for (const auto& f : m.forward().messages()) {
+              if (f.ack_token() != 0) d.unacked.insert({f.ack_worker(), f.ack_token()});
+            }
+          }
           if (heartbeat_due) {
             *hb.mutable_heartbeat() = heartbeat();
             hb.mutable_heartbeat()->set_routes(local_routes_.size());
@@ -385,6 +395,17 @@ void ClusterNode::dial(Dialer& d) {
         // Route updates go (the next link starts with a snapshot); forwards wait.
         std::erase_if(d.outbox, [](const clusterpb::LinkMessage& m) { return m.has_routes(); });
         ctx.TryCancel();
+      }
+      {
+        // Written on the lost link and not acknowledged: the peer may or may not
+        // have them; their publishers get a failure and send them again.
+        std::vector<std::pair<uint32_t, uint64_t>> lost;
+        {
+          std::lock_guard lock(d.mu);
+          lost.assign(d.unacked.begin(), d.unacked.end());
+          d.unacked.clear();
+        }
+        if (!lost.empty()) failTokens(lost);
       }
       reader.join();
       if (!stopping_) failed("link lost");
@@ -474,9 +495,52 @@ bool ClusterNode::forward(uint32_t node, std::vector<ForwardedMessage> messages)
     m->set_retain(f.retain);
     if (!f.properties.empty()) m->set_properties(std::move(f.properties));
     if (f.expiry_in_ms != 0) m->set_expiry_in_ms(f.expiry_in_ms);
+    if (f.ack_token != 0) {
+      m->set_ack_worker(f.ack_worker);
+      m->set_ack_token(f.ack_token);
+    }
   }
   d->cv.notify_all();
   return true;
+}
+
+void ClusterNode::ackForwards(uint32_t node, uint32_t worker, std::vector<uint64_t> tokens,
+                              ForwardStatus status) {
+  Dialer* d = dialerFor(node);
+  if (d == nullptr || tokens.empty()) return;
+  std::lock_guard lock(d->mu);
+  // Kept while the link is re-established: the sender's publishers wait for it.
+  auto* ack = d->outbox.emplace_back().mutable_forward_ack();
+  ack->set_worker(worker);
+  ack->set_status(static_cast<uint32_t>(status));
+  for (uint64_t t : tokens) ack->add_tokens(t);
+  d->cv.notify_all();
+}
+
+void ClusterNode::applyForwardAck(uint32_t node, const clusterpb::ForwardAck& ack) {
+  Dialer* d = dialerFor(node);
+  if (d == nullptr) return;
+  std::vector<uint64_t> tokens;
+  {
+    std::lock_guard lock(d->mu);
+    for (uint64_t t : ack.tokens()) {
+      // Only what is still outstanding: a token already failed (link lost) was
+      // answered to its publisher.
+      if (d->unacked.erase({ack.worker(), t}) > 0) tokens.push_back(t);
+    }
+  }
+  if (tokens.empty()) return;
+  const auto status = ack.status() <= 2 ? static_cast<ForwardStatus>(ack.status())
+                                        : ForwardStatus::kError;
+  host_.onForwardAck(ack.worker(), std::move(tokens), status);
+}
+
+void ClusterNode::failTokens(const std::vector<std::pair<uint32_t, uint64_t>>& tokens) {
+  absl::flat_hash_map<uint32_t, std::vector<uint64_t>> by_worker;
+  for (const auto& [worker, token] : tokens) by_worker[worker].push_back(token);
+  for (auto& [worker, list] : by_worker) {
+    host_.onForwardAck(worker, std::move(list), ForwardStatus::kError);
+  }
 }
 
 void ClusterNode::applyRoutes(uint32_t node, const clusterpb::RouteUpdate& update) {
@@ -512,13 +576,27 @@ void ClusterNode::monitor() {
           }
           log().info("routes of node {} dropped", t.id);
           if (Dialer* d = dialerFor(t.id)) {
-            std::lock_guard lock(d->mu);
-            if (d->pending_forwards > 0) {
-              log().warn("{} messages waiting for node {} dropped: it is dead", d->pending_forwards,
-                         t.id);
+            std::vector<std::pair<uint32_t, uint64_t>> failed;
+            {
+              std::lock_guard lock(d->mu);
+              if (d->pending_forwards > 0) {
+                log().warn("{} messages waiting for node {} dropped: it is dead",
+                           d->pending_forwards, t.id);
+              }
+              for (const clusterpb::LinkMessage& m : d->outbox) {
+                if (!m.has_forward()) continue;
+                for (const auto& f : m.forward().messages()) {
+                  if (f.ack_token() != 0) failed.push_back({f.ack_worker(), f.ack_token()});
+                }
+              }
+              std::erase_if(d->outbox, [](const clusterpb::LinkMessage& m) {
+                return m.has_forward() || m.has_forward_ack();
+              });
+              d->pending_forwards = 0;
+              failed.insert(failed.end(), d->unacked.begin(), d->unacked.end());
+              d->unacked.clear();
             }
-            std::erase_if(d->outbox, [](const clusterpb::LinkMessage& m) { return m.has_forward(); });
-            d->pending_forwards = 0;
+            if (!failed.empty()) failTokens(failed);
           }
         }
       }

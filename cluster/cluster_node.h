@@ -22,6 +22,7 @@
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
 #include "absl/status/statusor.h"
 #include "cluster/membership.h"
 
@@ -34,6 +35,7 @@ namespace gannet::clusterpb {
 class Heartbeat;
 class LinkMessage;
 class RouteUpdate;
+class ForwardAck;
 }  // namespace gannet::clusterpb
 
 namespace gannet::cluster {
@@ -46,7 +48,14 @@ struct ForwardedMessage {
   bool retain = false;
   std::string properties;    // serialised records.MessageProperties; empty: none
   int64_t expiry_in_ms = 0;  // 0 = none
+  // Nonzero: the sender's ack waits for this message to be durable here
+  // (ClusterNode::ackForwards back to the sender).
+  uint32_t ack_worker = 0;
+  uint64_t ack_token = 0;
 };
+
+// How the receiver stored forwarded messages (ForwardAck.status).
+enum class ForwardStatus : uint8_t { kOk = 0, kFull = 1, kError = 2 };
 
 // What the node running the cluster layer tells it, and is told by it.
 // Thread-safe: called from the cluster's threads.
@@ -63,6 +72,12 @@ class ClusterHost {
   virtual void onForward(uint32_t node, std::vector<ForwardedMessage> messages) = 0;
   // Node `node` is dead: drop its routes.
   virtual void onPeerDead(uint32_t node) = 0;
+  // Forwarded messages with these ack tokens (of worker `worker` here) are
+  // durable on the receiving node (kOk), or will never be acknowledged: it
+  // could not store them, or the link was lost or the node died before it
+  // answered (the publisher must not get a success ack for them).
+  virtual void onForwardAck(uint32_t worker, std::vector<uint64_t> tokens,
+                            ForwardStatus status) = 0;
 };
 
 struct ClusterOptions {
@@ -95,6 +110,10 @@ class ClusterNode {
   // dead or unknown): nothing of them is sent.
   static constexpr size_t kMaxPendingForwards = 100000;
   bool forward(uint32_t node, std::vector<ForwardedMessage> messages);
+  // Thread-safe: tells node `node` that its forwarded messages with these tokens
+  // (of its worker `worker`) were committed here (or failed to be).
+  void ackForwards(uint32_t node, uint32_t worker, std::vector<uint64_t> tokens,
+                   ForwardStatus status);
 
   uint64_t incarnation() const { return incarnation_; }
   Membership& membership() { return membership_; }
@@ -116,6 +135,9 @@ class ClusterNode {
     // being re-established, up to kMaxPendingForwards messages).
     std::vector<clusterpb::LinkMessage> outbox;
     size_t pending_forwards = 0;
+    // Forwards written on the current link whose ForwardAck has not come:
+    // (worker, token). Failed back to the host when the link is lost.
+    absl::flat_hash_set<std::pair<uint32_t, uint64_t>> unacked;
     bool retry_now = false;  // the peer dialled us: dial it back without waiting
     std::condition_variable cv;  // outbox, stop, link lost
   };
@@ -123,6 +145,9 @@ class ClusterNode {
   // Distinct filters this node's sessions subscribe to (its routes).
   uint64_t routeCount();
   void applyRoutes(uint32_t node, const clusterpb::RouteUpdate& update);
+  void applyForwardAck(uint32_t node, const clusterpb::ForwardAck& ack);
+  // Reports the (worker, token) pairs as failed to the host, grouped by worker.
+  void failTokens(const std::vector<std::pair<uint32_t, uint64_t>>& tokens);
   void enqueueRouteChange(const std::string& filter, bool added);
 
   void dial(Dialer& d);

@@ -416,7 +416,21 @@ class Node::ClusterHostImpl final : public cluster::ClusterHost, public router::
   void onForward(uint32_t node, std::vector<cluster::ForwardedMessage> messages) override {
     // One worker per sending node: its messages stay in order.
     Worker& w = node_.worker(node % node_.workerCount());
-    w.post([&w, messages = std::move(messages)]() mutable { w.deliverForwarded(std::move(messages)); });
+    w.post([&w, node, messages = std::move(messages)]() mutable {
+      w.deliverForwarded(node, std::move(messages));
+    });
+  }
+
+  void onForwardAck(uint32_t worker, std::vector<uint64_t> tokens,
+                    cluster::ForwardStatus status) override {
+    if (worker >= node_.workerCount()) return;
+    absl::Status s;
+    if (status == cluster::ForwardStatus::kFull) {
+      s = absl::ResourceExhaustedError("the receiving node's disk is full");
+    } else if (status != cluster::ForwardStatus::kOk) {
+      s = absl::UnavailableError("the receiving node could not store it, or the link was lost");
+    }
+    node_.worker(worker).confirmDurable(std::move(tokens), std::move(s));
   }
 
   void onPeerDead(uint32_t node) override {
@@ -445,6 +459,11 @@ class Node::ClusterHostImpl final : public cluster::ClusterHost, public router::
   std::mutex mu_;
   absl::flat_hash_map<uint32_t, absl::flat_hash_set<std::string>> remote_;
 };
+
+void Node::ackForwards(uint32_t node, uint32_t worker, std::vector<uint64_t> tokens,
+                       cluster::ForwardStatus status) {
+  if (cluster_ != nullptr) cluster_->ackForwards(node, worker, std::move(tokens), status);
+}
 
 bool Node::forwardToNode(uint32_t node, std::vector<cluster::ForwardedMessage> messages) {
   return cluster_ != nullptr && cluster_->forward(node, std::move(messages));

@@ -103,6 +103,9 @@ class Node {
   // Any thread: sends messages to node `node` of the cluster; false when there
   // is no cluster or the link to that node is down.
   bool forwardToNode(uint32_t node, std::vector<cluster::ForwardedMessage> messages);
+  // Any thread: tells node `node` its forwarded messages are committed here.
+  void ackForwards(uint32_t node, uint32_t worker, std::vector<uint64_t> tokens,
+                   cluster::ForwardStatus status);
   uint32_t workerCount() const { return static_cast<uint32_t>(workers_.size()); }
   uint64_t nextSessionId() { return next_session_id_.fetch_add(1, std::memory_order_relaxed); }
   int64_t startedAtMs() const { return started_ms_; }

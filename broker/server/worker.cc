@@ -139,6 +139,10 @@ void Worker::deliverMatched(const router::MessagePtr& message) {
       if (message->expiry_deadline_ms != 0) {
         f.expiry_in_ms = std::max<int64_t>(1, message->expiry_deadline_ms - loop_.now());
       }
+      if (i < match_stored_.size() && match_stored_[i].confirm) {
+        f.ack_worker = index_;
+        f.ack_token = publish_ack_token_;
+      }
       forwards_[static_cast<uint32_t>(d.destination.session_id)].push_back(std::move(f));
     } else if (d.destination.worker < outgoing_.size()) {
       outgoing_[d.destination.worker].push_back(
@@ -196,8 +200,11 @@ void Worker::drainInbox() {
   }
 }
 
-void Worker::deliverForwarded(std::vector<cluster::ForwardedMessage> messages) {
+void Worker::deliverForwarded(uint32_t from_node, std::vector<cluster::ForwardedMessage> messages) {
   for (cluster::ForwardedMessage& f : messages) {
+    // Acknowledged to the sender after this iteration's commit, which holds what
+    // this message made durable here (queue entries / journal records).
+    if (f.ack_token != 0) forward_acks_[{from_node, f.ack_worker}].push_back(f.ack_token);
     auto m = std::make_shared<router::Message>();
     m->topic = std::move(f.topic);
     m->payload = std::move(f.payload);
@@ -293,6 +300,15 @@ void Worker::onIterationEnd() {
   // Group commit, before any output of this iteration is written: a CONNACK or
   // SUBACK never reports state that is not in the store's WAL yet.
   commitWrites();
+  if (!forward_acks_.empty()) {
+    const auto status = last_commit_status_.ok() ? cluster::ForwardStatus::kOk
+                        : absl::IsResourceExhausted(last_commit_status_) ? cluster::ForwardStatus::kFull
+                                                                          : cluster::ForwardStatus::kError;
+    for (auto& [key, tokens] : forward_acks_) {
+      node_.ackForwards(key.first, key.second, std::move(tokens), status);
+    }
+    forward_acks_.clear();
+  }
   for (uint32_t w = 0; w < confirms_.size(); ++w) {
     if (!confirms_[w].empty()) {
       node_.worker(w).confirmDurable(std::move(confirms_[w]), last_commit_status_);
@@ -302,8 +318,17 @@ void Worker::onIterationEnd() {
   if (!forwards_.empty()) {
     for (auto& [node, messages] : forwards_) {
       const size_t n = messages.size();
+      std::vector<uint64_t> tokens;
+      for (const cluster::ForwardedMessage& f : messages) {
+        if (f.ack_token != 0) tokens.push_back(f.ack_token);
+      }
       if (!node_.forwardToNode(node, std::move(messages))) {
         stats_.drop(handlers::DropReason::kNodeDown, n);
+        // Never a success ack for them: their publishers send them again.
+        if (!tokens.empty()) {
+          confirmDurable(std::move(tokens),
+                         absl::UnavailableError(absl::StrCat("node ", node, " is unreachable")));
+        }
       }
     }
     forwards_.clear();
@@ -621,8 +646,18 @@ Worker::Durability Worker::persistMatched(const router::MessagePtr& message,
   if (node_.store() == nullptr || message->qos == 0) return Durability::kNone;
   match_stored_.assign(match_scratch_.size(), StoredDelivery{});
   size_t targets = 0;
+  uint32_t node_confirms = 0;
+  uint32_t remote_confirms = 0;  // deliveries to other workers that confirm
   for (size_t i = 0; i < match_scratch_.size(); ++i) {
     const router::Delivery& d = match_scratch_[i];
+    if (d.destination.remote()) {
+      // Another node: a client's ack waits until that node has it durably.
+      if (publisher != nullptr) {
+        match_stored_[i].confirm = true;
+        ++node_confirms;
+      }
+      continue;
+    }
     if (!d.durable || d.qos == 0) continue;
     if (d.destination.worker == index_) {
       // Delivered later in this iteration, which writes its queue entry or
@@ -638,11 +673,11 @@ Worker::Durability Worker::persistMatched(const router::MessagePtr& message,
     ++targets;
   }
   const bool pubrel = message->qos == 2 && publisher != nullptr && publisher->stored;
-  if (targets == 0 && !pubrel) {
+  if (targets == 0 && !pubrel && node_confirms == 0) {
     match_stored_.clear();
     return Durability::kNone;
   }
-  if (node_.storeFull()) {
+  if ((targets > 0 || pubrel) && node_.storeFull()) {
     match_stored_.clear();
     return Durability::kRefused;
   }
@@ -653,7 +688,6 @@ Worker::Durability Worker::persistMatched(const router::MessagePtr& message,
       return Durability::kRefused;
     }
     const Clocks clocks = iterationClocks();
-    uint32_t remote_confirms = 0;
     // Stored once: a record of its own when several sessions reference it,
     // embedded in the one entry otherwise.
     const bool record = targets > 1;
@@ -681,10 +715,10 @@ Worker::Durability Worker::persistMatched(const router::MessagePtr& message,
       sd.entry_written = true;
     }
     stats_.messages_stored.add();
-    // The ack the caller holds next (ackAfterCommit) is this publish's.
-    publish_ack_token_ = held_base_token_ + held_acks_.size();
-    publish_remote_confirms_ = remote_confirms;
   }
+  // The ack the caller holds next (ackAfterCommit) is this publish's.
+  publish_ack_token_ = held_base_token_ + held_acks_.size();
+  publish_remote_confirms_ = remote_confirms + node_confirms;
   if (pubrel) write_set_.putAwaitingPubrel(publisher->clientId(), packet_id);
   return Durability::kStored;
 }

@@ -67,7 +67,7 @@ class Worker : public handlers::BrokerContext {
   void confirmDurable(std::vector<uint64_t> tokens, absl::Status status);
   // On this worker's thread: messages another node forwarded here; delivered to
   // local subscribers only.
-  void deliverForwarded(std::vector<cluster::ForwardedMessage> messages);
+  void deliverForwarded(uint32_t from_node, std::vector<cluster::ForwardedMessage> messages);
   // Thread-safe: takes over a socket migrated from another worker.
   void adopt(int fd, std::string peer, std::string input);
   // Thread-safe: runs `fn` on this worker's thread.
@@ -212,6 +212,9 @@ class Worker : public handlers::BrokerContext {
   std::vector<std::vector<RemoteDelivery>> outgoing_;  // per target worker
   // Messages for other nodes of the cluster, per node id, sent at iteration end.
   absl::flat_hash_map<uint32_t, std::vector<cluster::ForwardedMessage>> forwards_;
+  // Ack tokens of forwarded messages handled in this iteration, per (sending
+  // node, its worker): acknowledged to it after this iteration's commit.
+  absl::flat_hash_map<std::pair<uint32_t, uint32_t>, std::vector<uint64_t>> forward_acks_;
   std::mutex inbox_mu_;
   std::vector<RemoteDelivery> inbox_;
   uint64_t assigned_ids_ = 0;

@@ -94,6 +94,47 @@ class ForwardingTest(ClusterTestCase):
                          f"each message exactly once across the group: {got}")
         self.assertTrue(got[1] and got[2], f"the group spans both nodes: {got}")
 
+    def test_puback_means_durable_on_the_subscribers_node(self):
+        """A persistent subscriber on node 1 is offline; 300 QoS 1 messages are
+        published on node 2 and acknowledged; node 1 is killed with SIGKILL at
+        once and restarted: every acknowledged message is there."""
+        base, cid = unique("dur"), unique("dur-sub")
+        sub = self.raw(4, client_id=cid, clean=False, broker=self.nodes[1])
+        sub.subscribe(f"{base}/#", qos=1)
+        sub.send(b"\xe0\x00")  # DISCONNECT
+        sub.wait_closed()
+        self.wait_routes(2, 1, lambda n: n >= 1)
+        pub = self.raw(4, broker=self.nodes[2])
+        expected = [f"m{i:03d}".encode() for i in range(300)]
+        for p in expected:
+            self.assertEqual(pub.publish(f"{base}/t", p, 1).rc, 0)
+        self.nodes[1].kill9()
+        self.nodes[1].restart()
+        sub2 = self.raw(4, client_id=cid, clean=False, broker=self.nodes[1])
+        self.assertTrue(sub2.connack.session_present)
+        got = []
+        while len(got) < len(expected):
+            p = sub2.expect_matching(T.PUBLISH)
+            sub2.ack(p)
+            got.append(p.payload)
+        self.assertEqual(got, expected, "acknowledged messages lost or out of order")
+
+    def test_publisher_is_not_acknowledged_when_the_node_is_unreachable(self):
+        """MQTT 5: a QoS 1 publish that matched node 3's route while node 3 is
+        unreachable (killed, not yet dead) gets no success PUBACK: it waits for
+        the link, then fails (0x80) once node 3 is dead, never a false ack."""
+        base = unique("unr")
+        self.subscriber(3, f"{base}/t", qos=1)
+        self.wait_routes(1, 3, lambda n: n == 1)
+        self.nodes[3].kill9()
+        pub = self.raw(5, broker=self.nodes[1])
+        pid = pub.next_pid()
+        from gannet_fixture import build_publish
+        pub.send(build_publish(f"{base}/t", b"lost?", 1, pid=pid, version=5))
+        ack = pub.expect(T.PUBACK, timeout=10.0)
+        self.assertEqual(ack.pid, pid)
+        self.assertGreaterEqual(ack.rc, 0x80, f"a success PUBACK for a message node 3 never got: {ack!r}")
+
     def test_dead_node_routes_dropped_and_back_after_restart(self):
         base = unique("dead")
         self.subscriber(2, f"{base}/t", qos=1)
