@@ -9,7 +9,7 @@ GANNET_FLAGS ?=
 CMAKE_FLAGS = -DCMAKE_BUILD_TYPE=$(BUILD_TYPE) \
               -DCMAKE_CXX_COMPILER_LAUNCHER=$(shell command -v ccache 2>/dev/null)
 
-.PHONY: all deps build run test unit fuzz bench clean
+.PHONY: all deps build run cluster test unit fuzz bench clean
 
 all: build
 
@@ -24,6 +24,11 @@ build: deps
 run: build
 	@mkdir -p data
 	$(BUILD_DIR)/cmd/gannet/gannet --mqtt_listen=0.0.0.0:1883 --data_dir=./data $(GANNET_FLAGS)
+
+# Three nodes on this machine as one cluster (MQTT 1883/1884/1885, data in
+# ./data/nodeN): deploy/local-cluster.sh.
+cluster: build
+	deploy/local-cluster.sh $(BUILD_DIR) $(GANNET_FLAGS)
 
 # The packet-decoder fuzzer for a bounded time, then every test through ctest
 # (whose summary line ends the output).
