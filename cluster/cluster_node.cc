@@ -28,6 +28,19 @@ PeerReport reportOf(const clusterpb::Heartbeat& hb) {
   return {hb.incarnation(), hb.connections(), hb.routes(), hb.mqtt_address()};
 }
 
+void toProto(const RetainedEntry& e, clusterpb::RetainedEntry* out) {
+  out->set_topic(e.topic);
+  out->set_cleared(e.cleared);
+  if (!e.cleared) {
+    out->set_payload(e.payload);
+    out->set_qos(e.qos);
+    if (!e.properties.empty()) out->set_properties(e.properties);
+    if (e.expiry_in_ms != 0) out->set_expiry_in_ms(e.expiry_in_ms);
+  }
+  out->set_hlc(e.hlc);
+  out->set_origin_node(e.origin_node);
+}
+
 }  // namespace
 
 // --- inbound links: peers that dialled us ---
@@ -100,6 +113,21 @@ class ClusterNode::LinkService final : public clusterpb::Cluster::Service {
         node_.applyRoutes(peer, in.routes());
       } else if (in.has_forward_ack()) {
         node_.applyForwardAck(peer, in.forward_ack());
+      } else if (in.has_retained()) {
+        std::vector<RetainedEntry> entries;
+        for (auto& e : *in.mutable_retained()->mutable_entries()) {
+          RetainedEntry r;
+          r.topic = std::move(*e.mutable_topic());
+          r.cleared = e.cleared();
+          r.payload = std::move(*e.mutable_payload());
+          r.qos = static_cast<uint8_t>(std::min<uint32_t>(e.qos(), 2));
+          r.properties = std::move(*e.mutable_properties());
+          r.expiry_in_ms = e.expiry_in_ms();
+          r.hlc = e.hlc();
+          r.origin_node = e.origin_node();
+          entries.push_back(std::move(r));
+        }
+        node_.host_.onRetained(std::move(entries));
       } else if (in.has_forward()) {
         std::vector<ForwardedMessage> messages;
         messages.reserve(static_cast<size_t>(in.forward().messages_size()));
@@ -329,7 +357,19 @@ void ClusterNode::dial(Dialer& d) {
         d.live = true;
         d.epoch = r->epoch();
         // Forwards kept while the link was down go after the snapshot.
-        std::erase_if(d.outbox, [](const clusterpb::LinkMessage& m) { return m.has_routes(); });
+        std::erase_if(d.outbox, [](const clusterpb::LinkMessage& m) {
+          return m.has_routes() || m.has_retained();
+        });
+      }
+      {
+        // Every retained message this node has, after the link went live: a
+        // change made meanwhile may arrive twice, which last-writer-wins absorbs.
+        std::vector<RetainedEntry> all = host_.retainedSnapshot();
+        std::lock_guard lock(d.mu);
+        for (size_t i = 0; i < all.size(); i += 1000) {
+          auto* u = d.outbox.emplace_back().mutable_retained();
+          for (size_t k = i; k < std::min(all.size(), i + 1000); ++k) toProto(all[k], u->add_entries());
+        }
       }
       std::atomic<bool> reader_done{false};
       std::thread reader([&] {
@@ -392,8 +432,11 @@ void ClusterNode::dial(Dialer& d) {
         std::lock_guard routes(routes_mu_);
         std::lock_guard lock(d.mu);
         d.live = false;
-        // Route updates go (the next link starts with a snapshot); forwards wait.
-        std::erase_if(d.outbox, [](const clusterpb::LinkMessage& m) { return m.has_routes(); });
+        // Route and retained updates go (the next link starts with snapshots of
+        // both); forwards and their acks wait.
+        std::erase_if(d.outbox, [](const clusterpb::LinkMessage& m) {
+          return m.has_routes() || m.has_retained();
+        });
         ctx.TryCancel();
       }
       {
@@ -515,6 +558,16 @@ void ClusterNode::ackForwards(uint32_t node, uint32_t worker, std::vector<uint64
   ack->set_status(static_cast<uint32_t>(status));
   for (uint64_t t : tokens) ack->add_tokens(t);
   d->cv.notify_all();
+}
+
+
+void ClusterNode::replicateRetained(const RetainedEntry& entry) {
+  for (auto& d : dialers_) {
+    std::lock_guard lock(d->mu);
+    if (!d->live) continue;
+    toProto(entry, d->outbox.emplace_back().mutable_retained()->add_entries());
+    d->cv.notify_all();
+  }
 }
 
 void ClusterNode::applyForwardAck(uint32_t node, const clusterpb::ForwardAck& ack) {

@@ -54,6 +54,18 @@ struct ForwardedMessage {
   uint64_t ack_token = 0;
 };
 
+// A retained message set or cleared somewhere in the cluster (proto RetainedEntry).
+struct RetainedEntry {
+  std::string topic;
+  bool cleared = false;
+  std::string payload;
+  uint8_t qos = 0;
+  std::string properties;
+  int64_t expiry_in_ms = 0;
+  uint64_t hlc = 0;
+  uint32_t origin_node = 0;
+};
+
 // How the receiver stored forwarded messages (ForwardAck.status).
 enum class ForwardStatus : uint8_t { kOk = 0, kFull = 1, kError = 2 };
 
@@ -78,6 +90,11 @@ class ClusterHost {
   // answered (the publisher must not get a success ack for them).
   virtual void onForwardAck(uint32_t worker, std::vector<uint64_t> tokens,
                             ForwardStatus status) = 0;
+  // Retained messages from another node (changes, or all it has on a new link):
+  // keep each one that is newer than what this node has for its topic.
+  virtual void onRetained(std::vector<RetainedEntry> entries) = 0;
+  // Every retained message of this node (sent to a peer on every new link).
+  virtual std::vector<RetainedEntry> retainedSnapshot() = 0;
 };
 
 struct ClusterOptions {
@@ -114,6 +131,9 @@ class ClusterNode {
   // (of its worker `worker`) were committed here (or failed to be).
   void ackForwards(uint32_t node, uint32_t worker, std::vector<uint64_t> tokens,
                    ForwardStatus status);
+  // Thread-safe: a retained message set or cleared on this node, to every peer
+  // whose link is up (the others get all retained messages on their next link).
+  void replicateRetained(const RetainedEntry& entry);
 
   uint64_t incarnation() const { return incarnation_; }
   Membership& membership() { return membership_; }

@@ -80,6 +80,11 @@ class BrokerContext {
   // Retained messages are node-wide; any worker records the ones it sets or clears.
   virtual void persistRetained(const router::MessagePtr& message) = 0;
   virtual void forgetRetained(const std::string& topic) = 0;
+  // Cluster: stamps a retained message (or clear) published here with the
+  // node's hybrid logical clock, and replicates it to the other nodes once
+  // stored. No-ops on a single node.
+  virtual void stampRetained(router::Message& message) {}
+  virtual void replicateRetained(const router::MessagePtr& message) {}
 
   // --- the durable QoS >= 1 message path (docs/storage.md) ---
   // A QoS >= 1 message matched a persistent session: it is stored once, with a

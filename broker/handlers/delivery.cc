@@ -238,6 +238,7 @@ void storeRetained(BrokerContext& ctx, const router::MessagePtr& m) {
     ctx.retained().set(m);
     ctx.persistRetained(m);
   }
+  ctx.replicateRetained(m);
 }
 
 void publishWill(BrokerContext& ctx, const codec::Will& will, uint64_t session_id) {
@@ -252,7 +253,10 @@ void publishWill(BrokerContext& ctx, const codec::Will& will, uint64_t session_i
   }
   codec::Properties props = will.properties;  // wills are rare: a copy is fine
   m->properties = passThroughProperties(props);
-  if (m->retain && ctx.config().retain_available) storeRetained(ctx, m);
+  if (m->retain && ctx.config().retain_available) {
+    ctx.stampRetained(*m);
+    storeRetained(ctx, m);
+  }
   ctx.publish(m);
 }
 

@@ -132,7 +132,10 @@ absl::Status handlePublish(Client& client, codec::PublishPacket&& p) {
     sendAck(client, ack_type, p.packet_id, ReasonCode::kQuotaExceeded, "store over its disk limit");
     return absl::OkStatus();
   }
-  if (m->retain) storeRetained(ctx, m);
+  if (m->retain) {
+    ctx.stampRetained(*m);
+    storeRetained(ctx, m);
+  }
   if (deliveries == 0) ctx.stats().drop(DropReason::kNoSubscribers);
 
   // MQTT 5 §3.4.2.1: 0x10 "No matching subscribers" is a success code.

@@ -27,6 +27,10 @@ struct Message {
   // Session that published it (0 for the broker itself: $SYS, wills keep theirs),
   // for the MQTT 5 no-local option.
   uint64_t publisher_session_id = 0;
+  // Retained messages in a cluster: when and where it was written (hybrid
+  // logical clock stamp, node id), for last-writer-wins between nodes; 0 otherwise.
+  uint64_t hlc = 0;
+  uint32_t origin_node = 0;
 };
 
 using MessagePtr = std::shared_ptr<const Message>;

@@ -22,6 +22,7 @@
 #include "broker/net/address.h"
 #include "broker/server/metrics_collector.h"
 #include "broker/server/records.h"
+#include "cluster/hlc.h"
 #include "storage/crc32c.h"
 #include "storage/journal.h"
 #include "storage/rocksdb/rocksdb_session_store.h"
@@ -360,7 +361,18 @@ absl::Status Node::loadStore() {
       fixups.deleteRetained(rec.topic());
       continue;
     }
-    retained_.set(fromMessageRecord(rec, clocks));
+    router::MessagePtr m = fromMessageRecord(rec, clocks);
+    if (cluster_host_ != nullptr) {
+      if (m->hlc == 0) {
+        // Stored before this node was in a cluster: stamped with when it arrived.
+        auto stamped = std::make_shared<router::Message>(*m);
+        stamped->hlc = static_cast<uint64_t>(std::max<int64_t>(0, rec.received_ms())) << 16;
+        stamped->origin_node = options_.node_id;
+        m = std::move(stamped);
+      }
+      noteRetained(*m);
+    }
+    retained_.set(std::move(m));
     ++retained;
   }
   if (!fixups.empty()) RETURN_IF_ERROR(store_->commit(std::move(fixups)));
@@ -452,7 +464,93 @@ class Node::ClusterHostImpl final : public cluster::ClusterHost, public router::
   }
   void setCluster(cluster::ClusterNode* cluster) { cluster_ = cluster; }
 
+  // --- retained messages: last writer wins by (hlc, origin node) ---
+  struct Stamp {
+    uint64_t hlc = 0;
+    uint32_t origin = 0;
+    bool cleared = false;
+    bool newerThan(const Stamp& o) const { return std::tie(hlc, origin) > std::tie(o.hlc, o.origin); }
+  };
+
+  void stamp(router::Message& m) {
+    m.hlc = clock_.now();
+    m.origin_node = node_.options().node_id;
+  }
+
+  // A retained message (or clear) now in this node's index, written here or loaded.
+  void noteRetained(const router::Message& m) {
+    std::lock_guard lock(retained_mu_);
+    Stamp& s = stamps_[m.topic];
+    Stamp next{m.hlc, m.origin_node, m.payload.empty()};
+    if (next.newerThan(s) || s.hlc == 0) s = next;
+    clock_.observe(m.hlc);
+  }
+
+  void replicate(const router::MessagePtr& m) {
+    if (m->hlc == 0) return;  // not stamped: not from a client of this node
+    noteRetained(*m);
+    cluster::RetainedEntry e = toEntry(*m);
+    if (cluster_ != nullptr) cluster_->replicateRetained(e);
+  }
+
+  void onRetained(std::vector<cluster::RetainedEntry> entries) override {
+    std::vector<cluster::RetainedEntry> newer;
+    {
+      std::lock_guard lock(retained_mu_);
+      for (cluster::RetainedEntry& e : entries) {
+        clock_.observe(e.hlc);
+        Stamp incoming{e.hlc, e.origin_node, e.cleared};
+        Stamp& current = stamps_[e.topic];
+        if (!incoming.newerThan(current)) continue;
+        current = incoming;
+        newer.push_back(std::move(e));
+      }
+    }
+    if (newer.empty()) return;
+    Worker& w = node_.worker(0);
+    w.post([&w, newer = std::move(newer)]() mutable { w.applyReplicatedRetained(std::move(newer)); });
+  }
+
+  std::vector<cluster::RetainedEntry> retainedSnapshot() override {
+    std::vector<std::string> topics;
+    {
+      std::lock_guard lock(retained_mu_);
+      for (const auto& [topic, s] : stamps_) {
+        if (!s.cleared) topics.push_back(topic);
+      }
+    }
+    std::vector<cluster::RetainedEntry> out;
+    const int64_t now = base::monotonicMs();
+    for (const std::string& topic : topics) {
+      node_.retained().forEachMatch(topic, now, [&](const router::MessagePtr& m) {
+        if (m->topic == topic && m->hlc != 0) out.push_back(toEntry(*m));
+      });
+    }
+    return out;
+  }
+
  private:
+  static cluster::RetainedEntry toEntry(const router::Message& m) {
+    cluster::RetainedEntry e;
+    e.topic = m.topic;
+    e.cleared = m.payload.empty();
+    if (!e.cleared) {
+      e.payload = m.payload;
+      e.qos = m.qos;
+      e.properties = serializeMessageProperties(m);
+      if (m.expiry_deadline_ms != 0) {
+        e.expiry_in_ms = std::max<int64_t>(1, m.expiry_deadline_ms - base::monotonicMs());
+      }
+    }
+    e.hlc = m.hlc;
+    e.origin_node = m.origin_node;
+    return e;
+  }
+
+  cluster::HybridClock clock_;
+  std::mutex retained_mu_;
+  absl::flat_hash_map<std::string, Stamp> stamps_;
+
   Node& node_;
   cluster::ClusterNode* cluster_ = nullptr;
   std::atomic<uint64_t> local_routes_{0};
@@ -463,6 +561,18 @@ class Node::ClusterHostImpl final : public cluster::ClusterHost, public router::
 void Node::ackForwards(uint32_t node, uint32_t worker, std::vector<uint64_t> tokens,
                        cluster::ForwardStatus status) {
   if (cluster_ != nullptr) cluster_->ackForwards(node, worker, std::move(tokens), status);
+}
+
+void Node::noteRetained(const router::Message& message) {
+  if (cluster_host_ != nullptr) cluster_host_->noteRetained(message);
+}
+
+void Node::stampRetained(router::Message& message) {
+  if (cluster_host_ != nullptr) cluster_host_->stamp(message);
+}
+
+void Node::replicateRetained(const router::MessagePtr& message) {
+  if (cluster_host_ != nullptr) cluster_host_->replicate(message);
 }
 
 bool Node::forwardToNode(uint32_t node, std::vector<cluster::ForwardedMessage> messages) {

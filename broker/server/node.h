@@ -103,6 +103,10 @@ class Node {
   // Any thread: sends messages to node `node` of the cluster; false when there
   // is no cluster or the link to that node is down.
   bool forwardToNode(uint32_t node, std::vector<cluster::ForwardedMessage> messages);
+  // Any thread (cluster only, else no-ops): stamps a retained message published
+  // here; replicates one stored here to the other nodes.
+  void stampRetained(router::Message& message);
+  void replicateRetained(const router::MessagePtr& message);
   // Any thread: tells node `node` its forwarded messages are committed here.
   void ackForwards(uint32_t node, uint32_t worker, std::vector<uint64_t> tokens,
                    cluster::ForwardStatus status);
@@ -123,6 +127,7 @@ class Node {
   absl::Status startMetrics();
   absl::Status createCluster();  // before loadStore(): routes of restored sessions count
   absl::Status startCluster();
+  void noteRetained(const router::Message& message);  // a retained message loaded
   absl::Status openStore();
   // Moves what the inflight journals held into the store and removes them.
   absl::Status recoverJournal();

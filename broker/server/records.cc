@@ -101,6 +101,10 @@ records::MessageRecord toMessageRecord(const router::Message& m, const Clocks& c
   r.set_retain(m.retain);
   if (m.properties) toProperties(*m.properties, r.mutable_properties());
   r.set_received_ms(clocks.wall_ms);
+  if (m.hlc != 0) {
+    r.set_hlc(m.hlc);
+    r.set_origin_node(m.origin_node);
+  }
   return r;
 }
 
@@ -110,6 +114,8 @@ router::MessagePtr fromMessageRecord(const records::MessageRecord& r, const Cloc
   m->payload = r.payload();
   m->qos = static_cast<uint8_t>(r.qos());
   m->retain = r.retain();
+  m->hlc = r.hlc();
+  m->origin_node = r.origin_node();
   if (r.expiry_ms() != 0) m->expiry_deadline_ms = clocks.toMono(static_cast<int64_t>(r.expiry_ms()));
   if (r.has_properties()) {
     auto props = std::make_shared<codec::Properties>();

@@ -489,6 +489,33 @@ void Worker::persistRetained(const router::MessagePtr& message) {
   write_set_.putRetained(message->topic, toMessageRecord(*message, clocks));
 }
 
+void Worker::stampRetained(router::Message& message) { node_.stampRetained(message); }
+
+void Worker::replicateRetained(const router::MessagePtr& message) {
+  node_.replicateRetained(message);
+}
+
+void Worker::applyReplicatedRetained(std::vector<cluster::RetainedEntry> entries) {
+  for (cluster::RetainedEntry& e : entries) {
+    if (e.cleared) {
+      retained().clear(e.topic);
+      forgetRetained(e.topic);
+      continue;
+    }
+    auto m = std::make_shared<router::Message>();
+    m->topic = std::move(e.topic);
+    m->payload = std::move(e.payload);
+    m->qos = e.qos;
+    m->retain = true;
+    m->properties = parseMessageProperties(e.properties);
+    if (e.expiry_in_ms != 0) m->expiry_deadline_ms = loop_.now() + e.expiry_in_ms;
+    m->hlc = e.hlc;
+    m->origin_node = e.origin_node;
+    retained().set(m);
+    persistRetained(m);
+  }
+}
+
 void Worker::forgetRetained(const std::string& topic) {
   if (node_.store() == nullptr) return;
   write_set_.deleteRetained(topic);
@@ -620,6 +647,8 @@ namespace {
 records::MessageRecord storedMessage(const router::Message& m, const Clocks& clocks) {
   records::MessageRecord record = toMessageRecord(m, clocks);
   record.clear_publisher_client_id();  // not needed to deliver it
+  record.clear_hlc();                  // retained bookkeeping, not for deliveries
+  record.clear_origin_node();
   return record;
 }
 

@@ -96,6 +96,11 @@ class Worker : public handlers::BrokerContext {
   void forgetSubscription(const session::Session& session, const std::string& filter) override;
   void persistRetained(const router::MessagePtr& message) override;
   void forgetRetained(const std::string& topic) override;
+  void stampRetained(router::Message& message) override;
+  void replicateRetained(const router::MessagePtr& message) override;
+  // On this worker's thread: retained messages another node wrote, newer than
+  // this node's (the Node decided): into the index and the store, not replicated.
+  void applyReplicatedRetained(std::vector<cluster::RetainedEntry> entries);
   void commitDurable() override { commitWrites(); }
   Durability persistMatched(const router::MessagePtr& message, session::Session* publisher,
                             uint16_t packet_id) override;

@@ -66,3 +66,29 @@ TEST(MembershipTest, StatesFollowTheTimeSinceLastHeard) {
 
 }  // namespace
 }  // namespace gannet::cluster
+
+#include "cluster/hlc.h"
+
+namespace gannet::cluster {
+namespace {
+
+TEST(HybridClockTest, MonotonicAfterWhatItObserved) {
+  int64_t wall = 1000;
+  HybridClock c([&] { return wall; });
+  const uint64_t a = c.now();
+  EXPECT_EQ(HybridClock::physicalMs(a), 1000u);
+  const uint64_t b = c.now();  // same millisecond: the logical part counts
+  EXPECT_GT(b, a);
+  EXPECT_EQ(HybridClock::physicalMs(b), 1000u);
+  wall = 900;  // the wall clock steps back: stamps do not
+  EXPECT_GT(c.now(), b);
+  // Another node is ahead: the next local stamp comes after its stamp.
+  const uint64_t remote = (uint64_t{5000} << 16) | 7;
+  c.observe(remote);
+  EXPECT_GT(c.now(), remote);
+  wall = 6000;
+  EXPECT_EQ(c.now(), uint64_t{6000} << 16);
+}
+
+}  // namespace
+}  // namespace gannet::cluster
