@@ -26,8 +26,8 @@ Client::~Client() {
   if (fd_ >= 0) ::close(fd_);
 }
 
-void Client::open(uint16_t keepalive_s, bool clean_session) {
-  const Endpoint& ep = worker_.endpoint();
+void Client::open(uint16_t keepalive_s, bool clean_session, const Endpoint* endpoint) {
+  const Endpoint& ep = endpoint != nullptr ? *endpoint : worker_.endpoint();
   fd_ = ::socket(ep.addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   if (fd_ < 0) {
     lose(std::string("socket(): ") + std::strerror(errno));

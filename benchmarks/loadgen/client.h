@@ -21,6 +21,7 @@
 namespace gannet::loadgen {
 
 class Worker;
+struct Endpoint;
 
 class Client {
  public:
@@ -50,7 +51,8 @@ class Client {
 
   // Starts the TCP connect and queues CONNECT (cleanSession=1 unless
   // `clean_session` is false). On failure the client is lost.
-  void open(uint16_t keepalive_s, bool clean_session = true);
+  // Connects to `endpoint` (null: the worker's).
+  void open(uint16_t keepalive_s, bool clean_session = true, const Endpoint* endpoint = nullptr);
   // Queues DISCONNECT after what is already queued (dropped if the socket is
   // full: this is the end of a run), writes once and closes.
   void disconnect();

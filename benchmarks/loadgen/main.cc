@@ -17,12 +17,12 @@ namespace gannet::loadgen {
 namespace {
 
 // Resolves --host/--port; exits 2 if the host is not a usable address.
-Endpoint resolve(const Options& o) {
+Endpoint resolve(const Options& o, int port_number) {
   addrinfo hints{};
   hints.ai_family = AF_UNSPEC;
   hints.ai_socktype = SOCK_STREAM;
   addrinfo* res = nullptr;
-  std::string port = std::to_string(o.port);
+  std::string port = std::to_string(port_number);
   int rc = getaddrinfo(o.host.c_str(), port.c_str(), &hints, &res);
   if (rc != 0 || res == nullptr) {
     std::fprintf(stderr, "gannet_loadgen: --host: cannot resolve '%s': %s\n", o.host.c_str(),
@@ -53,7 +53,8 @@ bool ensureDescriptors(rlim_t needed, rlim_t* limit) {
 int run(int argc, char** argv) {
   const Options o = parseOptions(argc, argv);
   signal(SIGPIPE, SIG_IGN);
-  const Endpoint endpoint = resolve(o);
+  const Endpoint endpoint = resolve(o, o.port);
+  const Endpoint sub_endpoint = resolve(o, o.sub_port != 0 ? o.sub_port : o.port);
 
   const long long sockets = o.scenario == "connect" ? o.connections
                             : o.scenario == "latency"
@@ -67,7 +68,7 @@ int run(int argc, char** argv) {
                  sockets, sockets + 64, static_cast<unsigned long long>(limit));
     return 1;
   }
-  return o.scenario == "connect" ? runConnectScenario(o, endpoint) : runPubSubScenario(o, endpoint);
+  return o.scenario == "connect" ? runConnectScenario(o, endpoint) : runPubSubScenario(o, endpoint, sub_endpoint);
 }
 
 }  // namespace

@@ -41,6 +41,8 @@ Sessions: clean (cleanSession=1) for every client, unless --persistent:
 
 Flags (--name=value or --name value):
   --host=127.0.0.1  --port=1883  --scenario=NAME
+  --sub_port=PORT (subscribers connect to this port of --host, e.g. another
+    node of a cluster; publishers to --port)
   --connections=10000 --hold=5 --connect_window=100 --keepalive=60
   --publishers  --subscribers  --pairs=100  --qos=0|1  --payload=64 (bytes)
   --duration=10 (measured s)  --warmup=2 (s)  --rate (msg/s, 0 = unlimited)
@@ -102,6 +104,7 @@ Options parseOptions(int argc, char** argv) {
   const std::map<std::string, std::function<void(std::string_view)>, std::less<>> flags = {
       {"host", [&](std::string_view v) { o.host = v; }},
       {"port", intFlag("port", &o.port, 1, 65535)},
+      {"sub_port", intFlag("sub_port", &o.sub_port, 1, 65535)},
       {"scenario", [&](std::string_view v) { o.scenario = v; }},
       {"connections", intFlag("connections", &o.connections, 1, 1'000'000)},
       {"publishers", intFlag("publishers", &o.publishers, 1, 100'000)},

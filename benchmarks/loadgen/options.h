@@ -13,6 +13,7 @@ namespace gannet::loadgen {
 struct Options {
   std::string host = "127.0.0.1";
   int port = 1883;
+  int sub_port = 0;  // subscribers connect here (another node of a cluster); 0: --port
   std::string scenario;  // connect | fanin | fanout | latency
   int connections = 10000;
   int publishers = -1;   // scenario default: fanin 16, fanout 1

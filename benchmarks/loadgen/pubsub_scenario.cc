@@ -86,6 +86,7 @@ std::string sessionTag(const std::string& prefix) {
 }
 
 struct Plan {
+  const Endpoint* sub_endpoint = nullptr;  // where subscribers connect
   int publishers = 0;
   int subscribers = 0;
   int fan = 1;  // deliveries per published message
@@ -357,7 +358,9 @@ class PubSubDriver final : public Worker::Driver, public Client::Listener {
            !worker_.state().failed()) {
       Client* c = clients_[opened_++];
       ++handshaking_;
-      c->open(worker_.keepaliveS(), !(plan_.persistent && !roles_[c->index()].publisher));
+      const bool publisher = roles_[c->index()].publisher;
+      c->open(worker_.keepaliveS(), !(plan_.persistent && !publisher),
+              publisher ? nullptr : plan_.sub_endpoint);
       if (c->state() != Client::State::kClosed) c->markDirty();
     }
   }
@@ -514,8 +517,9 @@ const char* plural(int n, const char* word_one, const char* word_many) {
 
 }  // namespace
 
-int runPubSubScenario(const Options& o, const Endpoint& endpoint) {
+int runPubSubScenario(const Options& o, const Endpoint& endpoint, const Endpoint& sub_endpoint) {
   Plan plan = makePlan(o);
+  plan.sub_endpoint = &sub_endpoint;
   RunState state;
   Workers workers;
   std::vector<std::unique_ptr<PubSubDriver>> drivers;

@@ -14,6 +14,9 @@ int runConnectScenario(const Options& options, const Endpoint& endpoint);
 
 // fanin, fanout and latency: publishers and subscribers, as fast as the sockets
 // accept or paced at a fixed total rate.
-int runPubSubScenario(const Options& options, const Endpoint& endpoint);
+// Publishers connect to `endpoint`, subscribers to `sub_endpoint` (the same
+// broker, or another node of a cluster).
+int runPubSubScenario(const Options& options, const Endpoint& endpoint,
+                      const Endpoint& sub_endpoint);
 
 }  // namespace gannet::loadgen
