@@ -516,9 +516,11 @@ bool ClusterNode::forward(uint32_t node, std::vector<ForwardedMessage> messages)
   Dialer* d = dialerFor(node);
   if (d == nullptr) return false;
   std::lock_guard lock(d->mu);
+  // Bounded whether the link is up (the peer reads slower than we forward) or
+  // being re-established.
+  if (d->pending_forwards + messages.size() > kMaxPendingForwards) return false;
   if (!d->live) {
     // Reconnecting: keep them for the next link, unless the node is dead.
-    if (d->pending_forwards + messages.size() > kMaxPendingForwards) return false;
     for (const MemberView& v : membership_.snapshot()) {
       if (v.peer.id == node && v.state == MemberState::kDead) return false;
     }

@@ -122,9 +122,9 @@ class ClusterNode {
   void localRouteAdded(std::string_view filter);
   void localRouteRemoved(std::string_view filter);
   // Thread-safe: sends `messages` to node `node`, after what was sent to it
-  // before. While the link is down they wait (in memory, at most
-  // kMaxPendingForwards); false when they cannot (over that bound, the node is
-  // dead or unknown): nothing of them is sent.
+  // before. Up to kMaxPendingForwards messages wait to be written, also while
+  // the link is re-established; false when they cannot (over that bound, the
+  // node is dead or unknown): nothing of them is sent.
   static constexpr size_t kMaxPendingForwards = 100000;
   bool forward(uint32_t node, std::vector<ForwardedMessage> messages);
   // Thread-safe: tells node `node` that its forwarded messages with these tokens
