@@ -28,17 +28,34 @@ PeerReport reportOf(const clusterpb::Heartbeat& hb) {
   return {hb.incarnation(), hb.connections(), hb.routes(), hb.mqtt_address()};
 }
 
-void toProto(const RetainedEntry& e, clusterpb::RetainedEntry* out) {
-  out->set_topic(e.topic);
+// The WireMessage fields of proto ForwardedMessage / RetainedEntry (same names).
+template <typename Proto>
+void wireToProto(WireMessage&& w, Proto* out) {
+  out->set_topic(std::move(w.topic));
+  out->set_payload(std::move(w.payload));
+  out->set_qos(w.qos);
+  if (!w.properties.empty()) out->set_properties(std::move(w.properties));
+  if (w.expiry_in_ms != 0) out->set_expiry_in_ms(w.expiry_in_ms);
+}
+
+template <typename Proto>
+void wireFromProto(Proto& in, WireMessage* w) {
+  w->topic = std::move(*in.mutable_topic());
+  w->payload = std::move(*in.mutable_payload());
+  w->qos = static_cast<uint8_t>(std::min<uint32_t>(in.qos(), 2));
+  w->properties = std::move(*in.mutable_properties());
+  w->expiry_in_ms = in.expiry_in_ms();
+}
+
+void toProto(RetainedEntry e, clusterpb::RetainedEntry* out) {
   out->set_cleared(e.cleared);
-  if (!e.cleared) {
-    out->set_payload(e.payload);
-    out->set_qos(e.qos);
-    if (!e.properties.empty()) out->set_properties(e.properties);
-    if (e.expiry_in_ms != 0) out->set_expiry_in_ms(e.expiry_in_ms);
-  }
   out->set_hlc(e.hlc);
   out->set_origin_node(e.origin_node);
+  if (e.cleared) {
+    out->set_topic(std::move(e.topic));
+  } else {
+    wireToProto(std::move(e), out);
+  }
 }
 
 }  // namespace
@@ -117,12 +134,9 @@ class ClusterNode::LinkService final : public clusterpb::Cluster::Service {
         std::vector<RetainedEntry> entries;
         for (auto& e : *in.mutable_retained()->mutable_entries()) {
           RetainedEntry r;
-          r.topic = std::move(*e.mutable_topic());
+          wireFromProto(e, &r);
+          r.retain = true;
           r.cleared = e.cleared();
-          r.payload = std::move(*e.mutable_payload());
-          r.qos = static_cast<uint8_t>(std::min<uint32_t>(e.qos(), 2));
-          r.properties = std::move(*e.mutable_properties());
-          r.expiry_in_ms = e.expiry_in_ms();
           r.hlc = e.hlc();
           r.origin_node = e.origin_node();
           entries.push_back(std::move(r));
@@ -133,12 +147,8 @@ class ClusterNode::LinkService final : public clusterpb::Cluster::Service {
         messages.reserve(static_cast<size_t>(in.forward().messages_size()));
         for (auto& m : *in.mutable_forward()->mutable_messages()) {
           ForwardedMessage f;
-          f.topic = std::move(*m.mutable_topic());
-          f.payload = std::move(*m.mutable_payload());
-          f.qos = static_cast<uint8_t>(std::min<uint32_t>(m.qos(), 2));
+          wireFromProto(m, &f);
           f.retain = m.retain();
-          f.properties = std::move(*m.mutable_properties());
-          f.expiry_in_ms = m.expiry_in_ms();
           f.ack_worker = m.ack_worker();
           f.ack_token = m.ack_token();
           messages.push_back(std::move(f));
@@ -368,7 +378,7 @@ void ClusterNode::dial(Dialer& d) {
         std::lock_guard lock(d.mu);
         for (size_t i = 0; i < all.size(); i += 1000) {
           auto* u = d.outbox.emplace_back().mutable_retained();
-          for (size_t k = i; k < std::min(all.size(), i + 1000); ++k) toProto(all[k], u->add_entries());
+          for (size_t k = i; k < std::min(all.size(), i + 1000); ++k) toProto(std::move(all[k]), u->add_entries());
         }
       }
       std::atomic<bool> reader_done{false};
@@ -534,16 +544,12 @@ bool ClusterNode::forward(uint32_t node, std::vector<ForwardedMessage> messages)
   }
   for (ForwardedMessage& f : messages) {
     auto* m = batch->add_messages();
-    m->set_topic(std::move(f.topic));
-    m->set_payload(std::move(f.payload));
-    m->set_qos(f.qos);
     m->set_retain(f.retain);
-    if (!f.properties.empty()) m->set_properties(std::move(f.properties));
-    if (f.expiry_in_ms != 0) m->set_expiry_in_ms(f.expiry_in_ms);
     if (f.ack_token != 0) {
       m->set_ack_worker(f.ack_worker);
       m->set_ack_token(f.ack_token);
     }
+    wireToProto(std::move(f), m);
   }
   d->cv.notify_all();
   return true;

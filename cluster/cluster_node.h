@@ -40,28 +40,28 @@ class ForwardAck;
 
 namespace gannet::cluster {
 
-// A message forwarded between nodes (proto ForwardedMessage, as plain values).
-struct ForwardedMessage {
+// A message as it travels between nodes, as plain values.
+struct WireMessage {
   std::string topic;
   std::string payload;
   uint8_t qos = 0;
   bool retain = false;
   std::string properties;    // serialised records.MessageProperties; empty: none
   int64_t expiry_in_ms = 0;  // 0 = none
+};
+
+// A message forwarded between nodes (proto ForwardedMessage).
+struct ForwardedMessage : WireMessage {
   // Nonzero: the sender's ack waits for this message to be durable here
   // (ClusterNode::ackForwards back to the sender).
   uint32_t ack_worker = 0;
   uint64_t ack_token = 0;
 };
 
-// A retained message set or cleared somewhere in the cluster (proto RetainedEntry).
-struct RetainedEntry {
-  std::string topic;
+// A retained message set or cleared somewhere in the cluster (proto RetainedEntry;
+// `retain` is implied).
+struct RetainedEntry : WireMessage {
   bool cleared = false;
-  std::string payload;
-  uint8_t qos = 0;
-  std::string properties;
-  int64_t expiry_in_ms = 0;
   uint64_t hlc = 0;
   uint32_t origin_node = 0;
 };
@@ -75,7 +75,6 @@ class ClusterHost {
  public:
   virtual ~ClusterHost() = default;
   virtual uint64_t connections() = 0;  // MQTT connections on this node
-  virtual uint64_t routes() = 0;       // subscriptions on this node (metrics)
   // Node `node`'s route table: a whole snapshot (replaces what it had) or a delta.
   // Calls for one node never overlap and stale ones are filtered out.
   virtual void onRoutes(uint32_t node, bool snapshot, std::vector<std::string> add,

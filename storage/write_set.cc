@@ -133,6 +133,11 @@ void WriteSet::putInflight(std::string_view client_id, uint64_t sequence,
   appendRecord(Table::kInflight, keys::inflight(client_id, sequence), inflight);
 }
 
+void WriteSet::putInflightBytes(std::string_view client_id, uint64_t sequence,
+                                std::string_view record) {
+  append(OpKind::kPut, Table::kInflight, keys::inflight(client_id, sequence), record);
+}
+
 void WriteSet::deleteInflight(std::string_view client_id, uint64_t sequence) {
   append(OpKind::kDelete, Table::kInflight, keys::inflight(client_id, sequence), {});
 }

@@ -63,6 +63,8 @@ class WriteSet {
   // Keyed by send sequence (inflight.sequence(); the record holds the packet id).
   void putInflight(std::string_view client_id, uint64_t sequence,
                    const records::InflightRecord& inflight);
+  // The same record already serialised (the broker encodes it directly).
+  void putInflightBytes(std::string_view client_id, uint64_t sequence, std::string_view record);
   void deleteInflight(std::string_view client_id, uint64_t sequence);
   // Entries with from <= sequence < to: one range tombstone for a run of
   // completed messages (QoS 1 acks arrive in send order, §4.6).

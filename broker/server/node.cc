@@ -136,7 +136,7 @@ absl::Status Node::recoverJournal() {
                                               ": unreadable inflight record of client '",
                                               e.client_id, "' sequence ", e.sequence));
     }
-    moved.putInflight(e.client_id, e.sequence, record);
+    moved.putInflightBytes(e.client_id, e.sequence, e.record);  // checked, stored as is
   }
   if (!moved.empty()) RETURN_IF_ERROR(store_->commit(std::move(moved)));
   RETURN_IF_ERROR(storage::removeJournalFiles(journalDir()));
@@ -397,7 +397,6 @@ class Node::ClusterHostImpl final : public cluster::ClusterHost, public router::
  public:
   explicit ClusterHostImpl(Node& node) : node_(node) {}
   uint64_t connections() override { return node_.totals().connections_current; }
-  uint64_t routes() override { return local_routes_.load(std::memory_order_relaxed); }
 
   void onRoutes(uint32_t node, bool snapshot, std::vector<std::string> add,
                 std::vector<std::string> remove) override {
@@ -455,11 +454,9 @@ class Node::ClusterHostImpl final : public cluster::ClusterHost, public router::
   }
 
   void onLocalSubscribe(std::string_view filter) override {
-    local_routes_.fetch_add(1, std::memory_order_relaxed);
     if (cluster_ != nullptr) cluster_->localRouteAdded(filter);
   }
   void onLocalUnsubscribe(std::string_view filter) override {
-    local_routes_.fetch_sub(1, std::memory_order_relaxed);
     if (cluster_ != nullptr) cluster_->localRouteRemoved(filter);
   }
   void setCluster(cluster::ClusterNode* cluster) { cluster_ = cluster; }
@@ -532,16 +529,8 @@ class Node::ClusterHostImpl final : public cluster::ClusterHost, public router::
  private:
   static cluster::RetainedEntry toEntry(const router::Message& m) {
     cluster::RetainedEntry e;
-    e.topic = m.topic;
+    toWire(m, base::monotonicMs(), e);
     e.cleared = m.payload.empty();
-    if (!e.cleared) {
-      e.payload = m.payload;
-      e.qos = m.qos;
-      e.properties = serializeMessageProperties(m);
-      if (m.expiry_deadline_ms != 0) {
-        e.expiry_in_ms = std::max<int64_t>(1, m.expiry_deadline_ms - base::monotonicMs());
-      }
-    }
     e.hlc = m.hlc;
     e.origin_node = m.origin_node;
     return e;
@@ -553,7 +542,6 @@ class Node::ClusterHostImpl final : public cluster::ClusterHost, public router::
 
   Node& node_;
   cluster::ClusterNode* cluster_ = nullptr;
-  std::atomic<uint64_t> local_routes_{0};
   std::mutex mu_;
   absl::flat_hash_map<uint32_t, absl::flat_hash_set<std::string>> remote_;
 };

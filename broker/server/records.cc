@@ -238,20 +238,33 @@ void appendInflightRecord(std::string& out, uint16_t packet_id, const session::I
   GANNET_RELEASE_ASSERT(p == out.data() + out.size(), "inflight record size mismatch");
 }
 
-std::string serializeMessageProperties(const router::Message& m) {
-  if (!m.properties) return {};
-  records::MessageProperties pr;
-  toProperties(*m.properties, &pr);
-  return pr.SerializeAsString();  // empty properties travel as none: the same to a client
+void toWire(const router::Message& m, int64_t now_ms, cluster::WireMessage& out) {
+  out.topic = m.topic;
+  out.payload = m.payload;
+  out.qos = m.qos;
+  out.retain = m.retain;
+  if (m.properties) {
+    records::MessageProperties pr;
+    toProperties(*m.properties, &pr);
+    out.properties = pr.SerializeAsString();  // empty properties travel as none
+  }
+  if (m.expiry_deadline_ms != 0) out.expiry_in_ms = std::max<int64_t>(1, m.expiry_deadline_ms - now_ms);
 }
 
-std::shared_ptr<const codec::Properties> parseMessageProperties(const std::string& bytes) {
-  if (bytes.empty()) return nullptr;
+std::shared_ptr<router::Message> fromWire(cluster::WireMessage&& w, int64_t now_ms) {
+  auto m = std::make_shared<router::Message>();
+  m->topic = std::move(w.topic);
+  m->payload = std::move(w.payload);
+  m->qos = w.qos;
+  m->retain = w.retain;
   records::MessageProperties pr;
-  if (!pr.ParseFromString(bytes)) return nullptr;
-  auto props = std::make_shared<codec::Properties>();
-  fromProperties(pr, *props);
-  return props;
+  if (!w.properties.empty() && pr.ParseFromString(w.properties)) {
+    auto props = std::make_shared<codec::Properties>();
+    fromProperties(pr, *props);
+    m->properties = std::move(props);
+  }
+  if (w.expiry_in_ms != 0) m->expiry_deadline_ms = now_ms + w.expiry_in_ms;
+  return m;
 }
 
 records::SubscriptionRecord toSubscriptionRecord(const router::SubscriptionOptions& o) {

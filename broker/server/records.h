@@ -15,6 +15,7 @@
 #include "broker/router/message.h"
 #include "broker/router/topic_router.h"
 #include "broker/session/session.h"
+#include "cluster/cluster_node.h"
 #include "proto/records.pb.h"
 
 namespace gannet::server {
@@ -48,11 +49,12 @@ router::MessagePtr fromMessageRecord(const records::MessageRecord& record, const
 void appendInflightRecord(std::string& out, uint16_t packet_id, const session::InflightMessage& in,
                           const Clocks& clocks);
 
-// A message's MQTT 5 properties as serialised records.MessageProperties (what a
-// forwarded message carries between nodes); empty for none.
-std::string serializeMessageProperties(const router::Message& m);
-// Back; null for empty input or unparsable bytes.
-std::shared_ptr<const codec::Properties> parseMessageProperties(const std::string& bytes);
+// A message as it travels to another node (forwarded or retained): topic,
+// payload, QoS, retain flag, MQTT 5 properties as serialised
+// records.MessageProperties, expiry left at monotonic `now_ms`.
+void toWire(const router::Message& m, int64_t now_ms, cluster::WireMessage& out);
+// Back, with its expiry counted from `now_ms`; properties that do not parse are dropped.
+std::shared_ptr<router::Message> fromWire(cluster::WireMessage&& w, int64_t now_ms);
 
 records::SubscriptionRecord toSubscriptionRecord(const router::SubscriptionOptions& options);
 router::SubscriptionOptions fromSubscriptionRecord(const records::SubscriptionRecord& record);

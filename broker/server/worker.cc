@@ -103,10 +103,12 @@ void Worker::clientClosed(Client& client) { closed_clients_.push_back(&client); 
 
 void Worker::migrate(Client& client, uint32_t worker) { migrating_clients_.push_back(&client); }
 
-size_t Worker::match(const router::MessagePtr& message) {
+size_t Worker::match(const router::MessagePtr& message) { return matchInto(message, false); }
+
+size_t Worker::matchInto(const router::MessagePtr& message, bool local_only) {
   match_scratch_.clear();
   match_stored_.clear();
-  node_.router().match(message->topic, message->publisher_session_id, match_scratch_);
+  node_.router().match(message->topic, message->publisher_session_id, match_scratch_, local_only);
   return match_scratch_.size();
 }
 
@@ -131,14 +133,7 @@ void Worker::deliverMatched(const router::MessagePtr& message) {
       // Another node has a matching subscription: the message goes there once
       // (the router gives one delivery per destination), with its own QoS.
       cluster::ForwardedMessage f;
-      f.topic = message->topic;
-      f.payload = message->payload;
-      f.qos = message->qos;
-      f.retain = message->retain;
-      f.properties = serializeMessageProperties(*message);
-      if (message->expiry_deadline_ms != 0) {
-        f.expiry_in_ms = std::max<int64_t>(1, message->expiry_deadline_ms - loop_.now());
-      }
+      toWire(*message, loop_.now(), f);
       if (i < match_stored_.size() && match_stored_[i].confirm) {
         f.ack_worker = index_;
         f.ack_token = publish_ack_token_;
@@ -205,18 +200,9 @@ void Worker::deliverForwarded(uint32_t from_node, std::vector<cluster::Forwarded
     // Acknowledged to the sender after this iteration's commit, which holds what
     // this message made durable here (queue entries / journal records).
     if (f.ack_token != 0) forward_acks_[{from_node, f.ack_worker}].push_back(f.ack_token);
-    auto m = std::make_shared<router::Message>();
-    m->topic = std::move(f.topic);
-    m->payload = std::move(f.payload);
-    m->qos = f.qos;
-    m->retain = f.retain;
-    m->properties = parseMessageProperties(f.properties);
-    if (f.expiry_in_ms != 0) m->expiry_deadline_ms = loop_.now() + f.expiry_in_ms;
+    router::MessagePtr m = fromWire(std::move(f), loop_.now());
     // Local subscribers only: a forwarded message is never forwarded again.
-    match_scratch_.clear();
-    match_stored_.clear();
-    node_.router().match(m->topic, 0, match_scratch_, /*local_only=*/true);
-    if (match_scratch_.empty()) continue;
+    if (matchInto(m, /*local_only=*/true) == 0) continue;
     if (m->qos > 0 && persistMatched(m, nullptr, 0) == Durability::kRefused) {
       discardMatched();
       stats_.drop(handlers::DropReason::kStoreFull);
@@ -502,13 +488,8 @@ void Worker::applyReplicatedRetained(std::vector<cluster::RetainedEntry> entries
       forgetRetained(e.topic);
       continue;
     }
-    auto m = std::make_shared<router::Message>();
-    m->topic = std::move(e.topic);
-    m->payload = std::move(e.payload);
-    m->qos = e.qos;
+    std::shared_ptr<router::Message> m = fromWire(std::move(e), loop_.now());
     m->retain = true;
-    m->properties = parseMessageProperties(e.properties);
-    if (e.expiry_in_ms != 0) m->expiry_deadline_ms = loop_.now() + e.expiry_in_ms;
     m->hlc = e.hlc;
     m->origin_node = e.origin_node;
     retained().set(m);
@@ -777,26 +758,6 @@ void Worker::persistQueued(session::Session& s, session::OutboundMessage& out) {
   out.queue_entry_written = true;
 }
 
-records::InflightRecord Worker::inflightRecord(uint16_t packet_id,
-                                               const session::InflightMessage& in) {
-  records::InflightRecord record;
-  record.set_qos(in.out.qos);
-  record.set_retain(in.out.retain);
-  record.set_sequence(in.sequence);
-  record.set_packet_id(packet_id);
-  for (uint32_t sid : in.out.subscription_ids) record.add_subscription_ids(sid);
-  if (in.pubrec_received) {
-    // QoS 2 after PUBREC: only the packet id matters (PUBREL is resent after a
-    // restart); the message is no longer needed.
-    record.set_pubrec_received(true);
-  } else if (in.out.stored_record) {
-    record.set_message_id(in.out.stored_id);
-  } else {
-    *record.mutable_message() = storedMessage(*in.out.message, iterationClocks());
-  }
-  return record;
-}
-
 void Worker::persistInflight(session::Session& s, uint16_t packet_id,
                              session::InflightMessage& in) {
   if (!s.stored) return;
@@ -808,15 +769,15 @@ void Worker::persistInflight(session::Session& s, uint16_t packet_id,
       out.queue_entry_written = false;
     }
   }
+  record_scratch_.clear();
+  appendInflightRecord(record_scratch_, packet_id, in, iterationClocks());
   if (journal_ != nullptr && (!in.stored || in.journal_segment != 0)) {
     // New records go to the journal; one already moved to the store stays there.
-    record_scratch_.clear();
-    appendInflightRecord(record_scratch_, packet_id, in, iterationClocks());
     const uint32_t segment = journal_->put(s.id(), s.clientId(), in.sequence, record_scratch_);
     if (in.journal_segment != 0) journal_->release(in.journal_segment);
     in.journal_segment = segment;
   } else {
-    write_set_.putInflight(s.clientId(), in.sequence, inflightRecord(packet_id, in));
+    write_set_.putInflightBytes(s.clientId(), in.sequence, record_scratch_);
   }
   in.stored = true;
   if (in.pubrec_received) releaseMessage(out);
@@ -890,7 +851,9 @@ void Worker::maintainJournal() {
     for (auto& [id, s] : sessions_) {
       for (auto& [pid, in] : s->inflight) {
         if (in.journal_segment == 0 || in.journal_segment > evict) continue;
-        moved.putInflight(s->clientId(), in.sequence, inflightRecord(pid, in));
+        record_scratch_.clear();
+        appendInflightRecord(record_scratch_, pid, in, iterationClocks());
+        moved.putInflightBytes(s->clientId(), in.sequence, record_scratch_);
         entries.push_back(&in);
       }
     }

@@ -128,6 +128,8 @@ class Worker : public handlers::BrokerContext {
   void onIterationEnd();
   void onTick();
   void drainInbox();
+  // Fills match_scratch_ (local destinations only with `local_only`).
+  size_t matchInto(const router::MessagePtr& message, bool local_only);
   void deliverLocal(uint64_t session_id, session::OutboundMessage&& out,
                     const std::shared_ptr<const std::string>& client_id);
   // Commits write_set_ (group commit: once per iteration, before the output),
@@ -143,8 +145,7 @@ class Worker : public handlers::BrokerContext {
   // After a successful commit: moves inflight records that stayed in old journal
   // segments into the store, and removes journal files no longer needed.
   void maintainJournal();
-  // The record of an inflight message as stored (journal or store).
-  records::InflightRecord inflightRecord(uint16_t packet_id, const session::InflightMessage& in);
+
   // A message id for a stored message; 0 when the store cannot reserve one.
   uint64_t nextMessageId();
   // Drops one durable reference to a stored message; deletes it with the last.
