@@ -154,6 +154,15 @@ class ClusterNode::LinkService final : public clusterpb::Cluster::Service {
           messages.push_back(std::move(f));
         }
         node_.host_.onForward(peer, std::move(messages));
+      } else if (in.has_claim()) {
+        clusterpb::SessionClaim& c = *in.mutable_claim();
+        node_.host_.onSessionClaim(peer, c.request_id(), std::move(*c.mutable_client_id()),
+                                   c.stamp());
+      } else if (in.has_handover()) {
+        node_.applyHandover(peer, *in.mutable_handover());
+      } else if (in.has_handover_done()) {
+        clusterpb::HandoverDone& d = *in.mutable_handover_done();
+        node_.host_.onHandoverDone(std::move(*d.mutable_client_id()), d.handover_id());
       }
     }
     log().debug("inbound link from node {} closed", peer);
@@ -443,12 +452,14 @@ void ClusterNode::dial(Dialer& d) {
         std::lock_guard lock(d.mu);
         d.live = false;
         // Route and retained updates go (the next link starts with snapshots of
-        // both); forwards and their acks wait.
+        // both), and session claims (given up on below); forwards, their acks
+        // and handover messages wait.
         std::erase_if(d.outbox, [](const clusterpb::LinkMessage& m) {
-          return m.has_routes() || m.has_retained();
+          return m.has_routes() || m.has_retained() || m.has_claim();
         });
         ctx.TryCancel();
       }
+      giveUpClaims(d.peer.id, 0);
       {
         // Written on the lost link and not acknowledged: the peer may or may not
         // have them; their publishers get a failure and send them again.
@@ -636,6 +647,7 @@ void ClusterNode::monitor() {
             host_.onPeerDead(t.id);
           }
           log().info("routes of node {} dropped", t.id);
+          giveUpClaims(t.id, 0);
           if (Dialer* d = dialerFor(t.id)) {
             std::vector<std::pair<uint32_t, uint64_t>> failed;
             {
@@ -651,7 +663,8 @@ void ClusterNode::monitor() {
                 }
               }
               std::erase_if(d->outbox, [](const clusterpb::LinkMessage& m) {
-                return m.has_forward() || m.has_forward_ack();
+                return m.has_forward() || m.has_forward_ack() || m.has_claim() ||
+                       m.has_handover();
               });
               d->pending_forwards = 0;
               failed.insert(failed.end(), d->unacked.begin(), d->unacked.end());
@@ -662,6 +675,7 @@ void ClusterNode::monitor() {
         }
       }
     }
+    giveUpClaims(0, now - options_.timeouts.dead_ms);
     // A dial attempt stuck in its handshake (packets dropped, no RST), or a link
     // that went silent: cancel it, so the dialer starts over.
     const std::vector<MemberView> views = membership_.snapshot();

@@ -14,6 +14,7 @@
 #include <atomic>
 #include <condition_variable>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -36,6 +37,7 @@ class Heartbeat;
 class LinkMessage;
 class RouteUpdate;
 class ForwardAck;
+class SessionHandover;
 }  // namespace gannet::clusterpb
 
 namespace gannet::cluster {
@@ -66,6 +68,20 @@ struct RetainedEntry : WireMessage {
   uint32_t origin_node = 0;
 };
 
+// A peer's answer to a session claim (proto SessionHandover).
+struct SessionAnswer {
+  enum class Kind : uint8_t {
+    kNone,         // it has no session of that client id
+    kSession,      // `session` (a serialised records.SessionTransfer)
+    kNewerClaim,   // a newer connect of that client id is in progress there
+    kUnavailable,  // it did not answer: its link was lost, or it timed out
+  };
+  uint32_t node = 0;
+  Kind kind = Kind::kNone;
+  std::string session;
+  uint64_t handover_id = 0;  // kSession: to confirm with confirmHandover()
+};
+
 // How the receiver stored forwarded messages (ForwardAck.status).
 enum class ForwardStatus : uint8_t { kOk = 0, kFull = 1, kError = 2 };
 
@@ -94,6 +110,13 @@ class ClusterHost {
   virtual void onRetained(std::vector<RetainedEntry> entries) = 0;
   // Every retained message of this node (sent to a peer on every new link).
   virtual std::vector<RetainedEntry> retainedSnapshot() = 0;
+  // A client connected to node `node` claims its session (ordered by (stamp,
+  // node)): answer with ClusterNode::answerClaim(node, request_id, ...).
+  virtual void onSessionClaim(uint32_t node, uint64_t request_id, std::string client_id,
+                              uint64_t stamp) = 0;
+  // The session handed over as `handover_id` is stored on the node that claimed
+  // it: delete this node's copy.
+  virtual void onHandoverDone(std::string client_id, uint64_t handover_id) = 0;
 };
 
 struct ClusterOptions {
@@ -134,6 +157,18 @@ class ClusterNode {
   // whose link is up (the others get all retained messages on their next link).
   void replicateRetained(const RetainedEntry& entry);
 
+  // Thread-safe: asks every peer whose link is up for its session of
+  // `client_id` (a client connected here with that id). `done` gets one answer
+  // per peer asked (kUnavailable for one whose link is lost or that does not
+  // answer within the dead timeout), on a cluster thread, or at once on this
+  // thread when no peer is up.
+  using ClaimDone = std::function<void(std::vector<SessionAnswer>)>;
+  void claimSession(const std::string& client_id, uint64_t stamp, ClaimDone done);
+  // Thread-safe: the answer to node `node`'s claim `request_id` (see onSessionClaim).
+  void answerClaim(uint32_t node, uint64_t request_id, SessionAnswer answer);
+  // Thread-safe: the session node `node` handed over as `handover_id` is stored here.
+  void confirmHandover(uint32_t node, const std::string& client_id, uint64_t handover_id);
+
   uint64_t incarnation() const { return incarnation_; }
   Membership& membership() { return membership_; }
 
@@ -168,6 +203,13 @@ class ClusterNode {
   // Reports the (worker, token) pairs as failed to the host, grouped by worker.
   void failTokens(const std::vector<std::pair<uint32_t, uint64_t>>& tokens);
   void enqueueRouteChange(const std::string& filter, bool added);
+  // Queues `m` for node `node` (kept while its link is re-established). False:
+  // no such peer.
+  bool send(uint32_t node, clusterpb::LinkMessage m);
+  void applyHandover(uint32_t node, clusterpb::SessionHandover& handover);
+  // Node `node` will not answer the claims waiting for it (link lost, dead), or
+  // (node 0) claims older than `expire_before_ms` are given up.
+  void giveUpClaims(uint32_t node, int64_t expire_before_ms);
 
   void dial(Dialer& d);
   // What this node says of itself on every link.
@@ -196,6 +238,16 @@ class ClusterNode {
   // Inbound route updates: newest epoch per node; held while the host applies one.
   std::mutex routes_in_mu_;
   absl::flat_hash_map<uint32_t, uint64_t> route_epochs_;
+  // Session claims of this node's connects waiting for answers.
+  struct PendingClaim {
+    absl::flat_hash_set<uint32_t> waiting;  // peers still to answer
+    std::vector<SessionAnswer> answers;
+    ClaimDone done;
+    int64_t started_ms = 0;
+  };
+  std::mutex claims_mu_;
+  absl::flat_hash_map<uint64_t, PendingClaim> claims_;
+  uint64_t next_claim_id_ = 1;
 };
 
 }  // namespace gannet::cluster

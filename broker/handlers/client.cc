@@ -64,12 +64,26 @@ size_t Client::onData(std::string_view data) {
     used += raw.size();
     absl::Status s = dispatch(*this, std::move(*packet));
     if (state_ == State::kMigrating) return packet_start;  // the CONNECT moves too
+    if (state_ == State::kAwaitCluster) return used;  // more input waits for resumeConnect()
     if (!s.ok()) {
       closeForError(s);
       return data.size();
     }
   }
   return used;
+}
+
+void Client::resumeConnect(codec::ConnectPacket&& connect) {
+  if (state_ != State::kAwaitCluster || conn_->closed()) return;
+  state_ = State::kAwaitConnect;
+  cluster_cleared_ = true;
+  absl::Status s = handleConnect(*this, std::move(connect));
+  if (!s.ok()) {
+    closeForError(s);
+    return;
+  }
+  // Packets the client sent after its CONNECT (pipelined) are handled now.
+  if (state_ == State::kConnected) conn_->redeliver();
 }
 
 void Client::send(const codec::Packet& packet) {

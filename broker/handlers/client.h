@@ -23,7 +23,9 @@ namespace gannet::handlers {
 
 class Client : public net::Connection::Callbacks {
  public:
-  enum class State : uint8_t { kAwaitConnect, kConnected, kMigrating, kClosed };
+  // kAwaitCluster: the CONNECT was read and waits for the other nodes of the
+  // cluster to hand over the session (nothing more is read meanwhile).
+  enum class State : uint8_t { kAwaitConnect, kAwaitCluster, kConnected, kMigrating, kClosed };
 
   Client(BrokerContext& ctx, std::unique_ptr<net::Connection> conn);
   ~Client() override;
@@ -59,6 +61,12 @@ class Client : public net::Connection::Callbacks {
     migrate_to_ = worker;
   }
   uint32_t migrateTo() const { return migrate_to_; }
+  // Cluster session takeover: the CONNECT waits for the other nodes' answers
+  // (BrokerContext::claimInCluster), then resumeConnect() handles it here, with
+  // the input that came after it.
+  void awaitCluster() { state_ = State::kAwaitCluster; }
+  void resumeConnect(codec::ConnectPacket&& connect);
+  bool clusterCleared() const { return cluster_cleared_; }
 
   // Keep-alive (§3.1.2.10): the worker's sweep closes clients silent for 1.5×.
   uint16_t keep_alive = 0;
@@ -94,6 +102,7 @@ class Client : public net::Connection::Callbacks {
   State state_ = State::kAwaitConnect;
   codec::ProtocolVersion version_ = codec::ProtocolVersion::kV311;
   uint32_t migrate_to_ = 0;
+  bool cluster_cleared_ = false;  // the cluster answered this connection's claim
 };
 
 }  // namespace gannet::handlers

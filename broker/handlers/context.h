@@ -57,6 +57,12 @@ class BrokerContext {
   // Hands `client`'s socket (and its unconsumed input, starting with the CONNECT)
   // to `worker`, which handles the CONNECT again there.
   virtual void migrate(Client& client, uint32_t worker) = 0;
+  // In a cluster: claims `connect`'s session from the other nodes first
+  // (docs/architecture.md, "Session ownership"). True: the client waits
+  // (Client::awaitCluster) and the worker calls Client::resumeConnect(connect)
+  // once they answered, their sessions imported here. False: go on now (one
+  // node, or the claim is done).
+  virtual bool claimInCluster(Client& client, codec::ConnectPacket& connect) { return false; }
   // A client id for a client that sent an empty one (§3.1.3.1).
   virtual std::string assignClientId() = 0;
   // The client's connection closed; the worker destroys it at the end of the

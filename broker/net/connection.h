@@ -94,6 +94,11 @@ class Connection : public EventLoop::Handler {
     return true;
   }
 
+  // Offers the kept unconsumed input to onData() again (the protocol layer
+  // stopped consuming for a while and can go on now).
+  void redeliver() {
+    if (!closed_ && !in_.empty()) deliver({});
+  }
   // Writes what is pending now. Returns false when the connection failed.
   bool flush();
   // Flushes what is queued (best effort, non-blocking), then closes.

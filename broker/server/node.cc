@@ -67,6 +67,8 @@ absl::Status Node::prepareDataDir() {
 
 absl::Status Node::start() {
   started_ms_ = base::monotonicMs();
+  // Handover ids must not repeat across restarts: a peer may still hold one.
+  next_handover_id_ = static_cast<uint64_t>(Clocks::now().wall_ms) << 16;
   auto addr = net::parseHostPort(options_.mqtt_listen);
   if (!addr.ok()) return addr.status();
   absl::Status s = prepareDataDir();
@@ -453,6 +455,32 @@ class Node::ClusterHostImpl final : public cluster::ClusterHost, public router::
     remote_.erase(it);
   }
 
+  void onSessionClaim(uint32_t node, uint64_t request_id, std::string client_id,
+                      uint64_t stamp) override {
+    clock_.observe(stamp);
+    const int64_t home = node_.registry().find(client_id);
+    if (home < 0) {
+      // No session, no connect in progress: nothing to hand over.
+      if (cluster_ != nullptr) cluster_->answerClaim(node, request_id, {});
+      return;
+    }
+    Worker& w = node_.worker(static_cast<uint32_t>(home));
+    w.post([&w, node, request_id, client_id = std::move(client_id), stamp] {
+      w.onSessionClaim(node, request_id, client_id, stamp);
+    });
+  }
+
+  void onHandoverDone(std::string client_id, uint64_t handover_id) override {
+    const int64_t home = node_.registry().find(client_id);
+    if (home < 0) return;
+    Worker& w = node_.worker(static_cast<uint32_t>(home));
+    w.post([&w, client_id = std::move(client_id), handover_id] {
+      w.onHandoverDone(client_id, handover_id);
+    });
+  }
+
+  uint64_t claimStamp() { return clock_.now(); }
+
   void onLocalSubscribe(std::string_view filter) override {
     if (cluster_ != nullptr) cluster_->localRouteAdded(filter);
   }
@@ -561,6 +589,25 @@ void Node::stampRetained(router::Message& message) {
 
 void Node::replicateRetained(const router::MessagePtr& message) {
   if (cluster_host_ != nullptr) cluster_host_->replicate(message);
+}
+
+uint64_t Node::claimStamp() { return cluster_host_ != nullptr ? cluster_host_->claimStamp() : 0; }
+
+void Node::claimSession(const std::string& client_id, uint64_t stamp,
+                        cluster::ClusterNode::ClaimDone done) {
+  if (cluster_ == nullptr) {
+    done({});
+    return;
+  }
+  cluster_->claimSession(client_id, stamp, std::move(done));
+}
+
+void Node::answerClaim(uint32_t node, uint64_t request_id, cluster::SessionAnswer answer) {
+  if (cluster_ != nullptr) cluster_->answerClaim(node, request_id, std::move(answer));
+}
+
+void Node::confirmHandover(uint32_t node, const std::string& client_id, uint64_t handover_id) {
+  if (cluster_ != nullptr) cluster_->confirmHandover(node, client_id, handover_id);
 }
 
 bool Node::forwardToNode(uint32_t node, std::vector<cluster::ForwardedMessage> messages) {

@@ -110,6 +110,18 @@ class Node {
   // Any thread: tells node `node` its forwarded messages are committed here.
   void ackForwards(uint32_t node, uint32_t worker, std::vector<uint64_t> tokens,
                    cluster::ForwardStatus status);
+  // --- session takeover between nodes (docs/architecture.md, "Session ownership") ---
+  bool clustered() const { return cluster_ != nullptr; }
+  // Any thread: a hybrid-logical-clock stamp ordering a connect's session claim.
+  uint64_t claimStamp();
+  // Any thread: asks the other nodes for their session of `client_id` (see
+  // cluster::ClusterNode::claimSession; `done` runs on a cluster thread).
+  void claimSession(const std::string& client_id, uint64_t stamp,
+                    cluster::ClusterNode::ClaimDone done);
+  void answerClaim(uint32_t node, uint64_t request_id, cluster::SessionAnswer answer);
+  void confirmHandover(uint32_t node, const std::string& client_id, uint64_t handover_id);
+  // A cluster-wide unique id for a session handed over from this node.
+  uint64_t nextHandoverId() { return next_handover_id_.fetch_add(1, std::memory_order_relaxed); }
   uint32_t workerCount() const { return static_cast<uint32_t>(workers_.size()); }
   uint64_t nextSessionId() { return next_session_id_.fetch_add(1, std::memory_order_relaxed); }
   int64_t startedAtMs() const { return started_ms_; }
@@ -151,6 +163,7 @@ class Node {
   DurableSessions durable_sessions_;
   std::vector<std::unique_ptr<Worker>> workers_;
   std::atomic<uint64_t> next_session_id_{1};
+  std::atomic<uint64_t> next_handover_id_{1};  // seeded from the wall clock at start()
   uint16_t mqtt_port_ = 0;
   uint16_t cluster_port_ = 0;
   std::optional<uint16_t> metrics_port_;

@@ -24,6 +24,12 @@ class SessionRegistry {
     auto it = homes_.find(client_id);
     if (it != homes_.end() && it->second == worker) homes_.erase(it);
   }
+  // The home of `client_id`, or -1 when it has none.
+  int64_t find(const std::string& client_id) const {
+    absl::MutexLock lock(&mu_);
+    auto it = homes_.find(client_id);
+    return it == homes_.end() ? -1 : int64_t{it->second};
+  }
   size_t size() const {
     absl::MutexLock lock(&mu_);
     return homes_.size();

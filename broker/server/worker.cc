@@ -99,7 +99,12 @@ void Worker::adopt(int fd, std::string peer, std::string input) {
   });
 }
 
-void Worker::clientClosed(Client& client) { closed_clients_.push_back(&client); }
+void Worker::clientClosed(Client& client) {
+  closed_clients_.push_back(&client);
+  for (auto& [id, pending] : pending_connects_) {
+    if (pending.client == &client) pending.client = nullptr;
+  }
+}
 
 void Worker::migrate(Client& client, uint32_t worker) { migrating_clients_.push_back(&client); }
 
@@ -535,6 +540,16 @@ void Worker::commitWrites() {
     }
   }
   last_commit_status_ = s;
+  if (!handover_confirms_.empty()) {
+    // Imported sessions are stored: their old nodes delete their copies. (After
+    // a failed commit they keep them.)
+    if (s.ok()) {
+      for (const HandoverConfirm& c : handover_confirms_) {
+        node_.confirmHandover(c.node, c.client_id, c.handover_id);
+      }
+    }
+    handover_confirms_.clear();
+  }
   if (!held_acks_.empty()) {
     for (auto it = held_acks_.rbegin(); it != held_acks_.rend() && !it->committed; ++it) {
       it->committed = true;

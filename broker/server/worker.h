@@ -115,6 +115,17 @@ class Worker : public handlers::BrokerContext {
   void forgetAwaitingPubrel(session::Session& session, uint16_t packet_id) override;
   void refillBacklog(session::Session& session) override;
 
+  // --- session takeover between nodes (takeover.cc; docs/architecture.md,
+  // "Session ownership") ---
+  bool claimInCluster(handlers::Client& client, codec::ConnectPacket& connect) override;
+  // On this worker's thread: node `node` claims the session of `client_id` for a
+  // connect there (ordered by (stamp, node) against a connect in progress here).
+  void onSessionClaim(uint32_t node, uint64_t request_id, const std::string& client_id,
+                      uint64_t stamp);
+  // On this worker's thread: the session handed over as `handover_id` is stored
+  // on the node that claimed it: it ends here.
+  void onHandoverDone(const std::string& client_id, uint64_t handover_id);
+
   const handlers::WorkerStats& stats() const { return stats_; }
   // Before start(): the journal this worker writes its inflight records to
   // (null: none, everything goes to the store).
@@ -123,6 +134,14 @@ class Worker : public handlers::BrokerContext {
   uint64_t journalDiskBytes() const { return journal_ ? journal_->diskBytes() : 0; }
 
  private:
+  // Session takeover (takeover.cc).
+  void onClaimAnswered(const std::string& client_id, uint64_t stamp,
+                       std::vector<cluster::SessionAnswer> answers);
+  records::SessionTransfer exportSession(session::Session& s);
+  // Adds what another node handed over to this worker's session of that client
+  // id (created if there is none) and records it all in this iteration's batch.
+  void importSession(const records::SessionTransfer& transfer);
+
   void onAccept(int fd, std::string peer);
   void addClient(int fd, std::string peer, std::string input);
   void onIterationEnd();
@@ -221,6 +240,28 @@ class Worker : public handlers::BrokerContext {
   // Ack tokens of forwarded messages handled in this iteration, per (sending
   // node, its worker): acknowledged to it after this iteration's commit.
   absl::flat_hash_map<std::pair<uint32_t, uint32_t>, std::vector<uint64_t>> forward_acks_;
+  // CONNECTs waiting for the other nodes' answers to their session claim, by
+  // client id, with the claims of other nodes that wait for them to complete.
+  struct PendingConnect {
+    uint64_t stamp = 0;
+    handlers::Client* client = nullptr;  // null once it closed
+    codec::ConnectPacket connect;
+    struct Deferred {
+      uint32_t node;
+      uint64_t request_id;
+      uint64_t stamp;
+    };
+    std::vector<Deferred> deferred;
+  };
+  absl::flat_hash_map<std::string, PendingConnect> pending_connects_;
+  // Sessions imported in this iteration: (node, client id, handover id),
+  // confirmed to the node that handed them over after the commit.
+  struct HandoverConfirm {
+    uint32_t node;
+    std::string client_id;
+    uint64_t handover_id;
+  };
+  std::vector<HandoverConfirm> handover_confirms_;
   std::mutex inbox_mu_;
   std::vector<RemoteDelivery> inbox_;
   uint64_t assigned_ids_ = 0;

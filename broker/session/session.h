@@ -124,6 +124,10 @@ class Session {
   // owns it; clean sessions never have one).
   bool stored = false;
 
+  // Cluster: handed over to another node as this id (which deletes it here once
+  // that node confirms it stored it); 0 = not.
+  uint64_t handed_over = 0;
+
   // --- will (§3.1.2.5, MQTT 5 §3.1.3.2.2) ---
   // Held by pointer: a Will with its properties is ~600 bytes, and most sessions
   // have none (idle connections must stay small).

@@ -1,0 +1,282 @@
+// Session takeover between the nodes of a cluster (docs/architecture.md,
+// "Session ownership"): a CONNECT claims the client id's session from the other
+// nodes before it is handled; a node asked for a session disconnects its client
+// (MQTT 5: 0x8E), hands the session over and deletes it once the claiming node
+// has stored it.
+//
+// Concurrent connects of one client id on two nodes: each claim carries a
+// hybrid-logical-clock stamp. A node with a connect of that id in progress
+// answers an older claim "newer claim here" at once (the older connect goes on
+// with what it has), and a newer claim only after its own connect completed
+// (then it hands over like any other holder). So the newest connect ends up
+// with the session and the others are taken over: exactly one winner, and the
+// waits only ever go from newer to older claims (no deadlock).
+#include <algorithm>
+
+#include "base/logging.h"
+#include "broker/server/node.h"
+#include "broker/server/records.h"
+#include "broker/server/worker.h"
+#include "storage/session_store.h"
+
+namespace gannet::server {
+
+using handlers::Client;
+
+namespace {
+
+spdlog::logger& log() { return base::logger("cluster"); }
+
+template <typename Record>
+void addSubscriptionIds(const session::SubscriptionIds& ids, Record* r) {
+  for (uint32_t id : ids) r->add_subscription_ids(id);
+}
+
+template <typename Record>
+session::OutboundMessage outboundOf(const Record& r, router::MessagePtr message) {
+  session::OutboundMessage out;
+  out.message = std::move(message);
+  out.qos = static_cast<uint8_t>(std::min<uint32_t>(r.qos(), 2));
+  out.retain = r.retain();
+  for (uint32_t id : r.subscription_ids()) out.subscription_ids.push_back(id);
+  return out;
+}
+
+}  // namespace
+
+bool Worker::claimInCluster(Client& client, codec::ConnectPacket& connect) {
+  if (!node_.clustered() || client.clusterCleared()) return false;
+  const std::string client_id = connect.client_id;
+  auto it = pending_connects_.find(client_id);
+  if (it != pending_connects_.end()) {
+    // A second connect of this id while the first waits: it replaces the first
+    // (which never got a CONNACK) and gets the answers of the same claim.
+    PendingConnect& pending = it->second;
+    Client* older = pending.client;
+    pending.client = &client;
+    pending.connect = std::move(connect);
+    client.awaitCluster();
+    if (older != nullptr) older->connection().closeNow("replaced by a newer connect of its client id");
+    return true;
+  }
+  const uint64_t stamp = node_.claimStamp();
+  PendingConnect& pending = pending_connects_[client_id];
+  pending.stamp = stamp;
+  pending.client = &client;
+  pending.connect = std::move(connect);
+  client.awaitCluster();
+  node_.claimSession(client_id, stamp,
+                     [this, client_id, stamp](std::vector<cluster::SessionAnswer> answers) {
+                       post([this, client_id, stamp, answers = std::move(answers)]() mutable {
+                         onClaimAnswered(client_id, stamp, std::move(answers));
+                       });
+                     });
+  return true;
+}
+
+void Worker::onClaimAnswered(const std::string& client_id, uint64_t stamp,
+                             std::vector<cluster::SessionAnswer> answers) {
+  auto it = pending_connects_.find(client_id);
+  if (it == pending_connects_.end() || it->second.stamp != stamp) return;
+  PendingConnect pending = std::move(it->second);
+  pending_connects_.erase(it);
+  for (cluster::SessionAnswer& a : answers) {
+    if (a.kind == cluster::SessionAnswer::Kind::kUnavailable) {
+      log().warn("client '{}' connected while node {} did not answer for its session: a session "
+                 "there is not taken over", client_id, a.node);
+    }
+    if (a.kind != cluster::SessionAnswer::Kind::kSession) continue;
+    records::SessionTransfer transfer;
+    if (!transfer.ParseFromString(a.session) || transfer.session().client_id() != client_id) {
+      // Not confirmed: node a.node keeps it.
+      log().error("node {} handed over an unreadable session for client '{}'", a.node, client_id);
+      continue;
+    }
+    // A clean start discards the old session; its node deletes it all the same.
+    if (!pending.connect.clean_start) {
+      importSession(transfer);
+      log().info("session of client '{}' taken over from node {} ({} subscriptions, {} inflight, "
+                 "{} queued)", client_id, a.node, transfer.subscriptions_size(),
+                 transfer.inflight_size(), transfer.queue_size());
+    }
+    handover_confirms_.push_back({a.node, client_id, a.handover_id});
+  }
+  if (pending.client != nullptr) {
+    pending.client->resumeConnect(std::move(pending.connect));
+  } else if (findSession(client_id) == nullptr) {
+    node_.registry().release(client_id, index_);
+  }
+  // Newer claims of other nodes waited for this connect: they take over now.
+  for (const PendingConnect::Deferred& d : pending.deferred) {
+    onSessionClaim(d.node, d.request_id, client_id, d.stamp);
+  }
+}
+
+void Worker::onSessionClaim(uint32_t node, uint64_t request_id, const std::string& client_id,
+                            uint64_t stamp) {
+  cluster::SessionAnswer answer;
+  if (auto it = pending_connects_.find(client_id); it != pending_connects_.end()) {
+    PendingConnect& pending = it->second;
+    if (std::pair(pending.stamp, node_.options().node_id) > std::pair(stamp, node)) {
+      answer.kind = cluster::SessionAnswer::Kind::kNewerClaim;
+      node_.answerClaim(node, request_id, std::move(answer));
+    } else {
+      pending.deferred.push_back({node, request_id, stamp});
+    }
+    return;
+  }
+  session::Session* s = findSession(client_id);
+  if (s != nullptr && s->client != nullptr) {
+    // §3.1.4-3 / MQTT 5 §3.1.4: the client connected elsewhere takes over.
+    static_cast<Client*>(s->client)
+        ->disconnect(codec::ReasonCode::kSessionTakenOver,
+                     "session taken over by a connection to another node", /*publish_will=*/true);
+    s = findSession(client_id);  // a session with expiry 0 ended with it
+  }
+  if (s == nullptr || s->handed_over != 0) {
+    // Nothing here (or already handed over to a node that has not confirmed).
+    if (s == nullptr) node_.registry().release(client_id, index_);
+    node_.answerClaim(node, request_id, std::move(answer));
+    return;
+  }
+  answer.kind = cluster::SessionAnswer::Kind::kSession;
+  answer.handover_id = node_.nextHandoverId();
+  s->handed_over = answer.handover_id;
+  exportSession(*s).SerializeToString(&answer.session);
+  log().info("session of client '{}' handed over to node {}", client_id, node);
+  node_.answerClaim(node, request_id, std::move(answer));
+}
+
+void Worker::onHandoverDone(const std::string& client_id, uint64_t handover_id) {
+  session::Session* s = findSession(client_id);
+  if (s == nullptr || s->handed_over != handover_id || s->client != nullptr) return;
+  // The session lives on over there; its will went with it (a reconnect there
+  // cancelled a delayed one).
+  s->will.reset();
+  s->will_due_ms = 0;
+  endSession(*s);
+}
+
+records::SessionTransfer Worker::exportSession(session::Session& s) {
+  const Clocks clocks = iterationClocks();
+  records::SessionTransfer t;
+  *t.mutable_session() = toSessionRecord(s, clocks, clocks.wall_ms);
+  for (const auto& [filter, options] : s.subscriptions) {
+    auto* sub = t.add_subscriptions();
+    sub->set_filter(filter);
+    *sub->mutable_options() = toSubscriptionRecord(options);
+  }
+  std::vector<std::pair<uint64_t, uint16_t>> order;
+  for (const auto& [pid, in] : s.inflight) order.emplace_back(in.sequence, pid);
+  std::sort(order.begin(), order.end());
+  for (const auto& [sequence, pid] : order) {
+    const session::InflightMessage& in = s.inflight.at(pid);
+    auto* r = t.add_inflight();
+    r->set_packet_id(pid);
+    r->set_sequence(sequence);
+    r->set_qos(in.out.qos);
+    r->set_retain(in.out.retain);
+    addSubscriptionIds(in.out.subscription_ids, r);
+    r->set_pubrec_received(in.pubrec_received);
+    if (!in.pubrec_received && in.out.message) {
+      *r->mutable_message() = toMessageRecord(*in.out.message, clocks);
+    }
+  }
+  for (uint16_t pid : s.awaiting_pubrel) t.add_awaiting_pubrel(pid);
+  // The offline queue: what is still on disk only, then what is in memory.
+  if (!s.disk_backlog.empty() && node_.store() != nullptr) {
+    auto entries = node_.store()->readQueue(s.clientId(), s.disk_backlog.next_sequence,
+                                            s.disk_backlog.count);
+    if (!entries.ok()) {
+      log().error("handing over client '{}': its queue on disk could not be read ({}); it goes "
+                  "without it", s.clientId(), entries.status().ToString());
+    } else {
+      for (storage::QueuedMessage& q : *entries) {
+        if (q.state != storage::QueuedMessage::State::kOk) continue;
+        auto* e = t.add_queue();
+        *e = std::move(q.entry);
+        e->set_message_id(0);
+        *e->mutable_message() = std::move(q.message);
+      }
+    }
+  }
+  auto add = [&](session::OutboundMessage& out) {
+    auto* e = t.add_queue();
+    e->set_qos(out.qos);
+    e->set_retain(out.retain);
+    addSubscriptionIds(out.subscription_ids, e);
+    *e->mutable_message() = toMessageRecord(*out.message, clocks);
+  };
+  s.backlog.forEach(add);
+  s.queue.forEach(add);
+  return t;
+}
+
+void Worker::importSession(const records::SessionTransfer& t) {
+  const records::SessionRecord& rec = t.session();
+  const std::string& client_id = rec.client_id();
+  const Clocks clocks = iterationClocks();
+  session::Session* s = findSession(client_id);
+  if (s == nullptr) {
+    s = &createSession(client_id);
+    s->version = static_cast<codec::ProtocolVersion>(rec.protocol_version());
+    s->expiry_interval = rec.session_expiry_interval();
+    // Offline until the connect that claimed it attaches (it may be gone).
+    if (s->expiry_interval != session::kNeverExpires) {
+      s->expires_at_ms = now() + int64_t{s->expiry_interval} * 1000;
+    }
+  } else {
+    s->expiry_interval = std::max(s->expiry_interval, rec.session_expiry_interval());
+  }
+  persistSession(*s);  // stored (and its messages durable) from here on
+  const router::Destination dest{s->id(), index_};
+  for (const auto& sub : t.subscriptions()) {
+    if (s->subscriptions.contains(sub.filter())) continue;  // the newer one stays
+    router::SubscriptionOptions options = fromSubscriptionRecord(sub.options());
+    options.durable = s->stored;
+    router().subscribe(sub.filter(), dest, options);
+    s->subscriptions[sub.filter()] = options;
+    persistSubscription(*s, sub.filter(), options);
+  }
+  auto durable = [&](session::OutboundMessage& out) {
+    // Its own copy here, embedded in its record (message ids are per node).
+    if (s->stored) out.stored_id = nextMessageId();
+  };
+  for (const records::InflightRecord& r : t.inflight()) {
+    const auto pid = static_cast<uint16_t>(r.packet_id());
+    session::InflightMessage in;
+    in.pubrec_received = r.pubrec_received();
+    if (!in.pubrec_received) {
+      if (!r.has_message()) continue;
+      in.out = outboundOf(r, fromMessageRecord(r.message(), clocks));
+      durable(in.out);
+    } else {
+      in.out.qos = 2;
+    }
+    if (pid == 0 || s->inflight.contains(pid)) {
+      // Its packet id is in use here (both nodes had a session): send it anew.
+      if (in.pubrec_received) continue;  // the client has it; PUBCOMP is all that is left
+      persistQueued(*s, in.out);
+      s->enqueue(std::move(in.out));
+      continue;
+    }
+    in.sequence = s->next_sequence++;
+    auto [slot, inserted] = s->inflight.emplace(pid, std::move(in));
+    persistInflight(*s, pid, slot->second);
+  }
+  for (uint32_t pid : t.awaiting_pubrel()) {
+    if (pid == 0 || pid > 0xFFFF) continue;
+    if (s->awaiting_pubrel.insert(static_cast<uint16_t>(pid)).second && s->stored) {
+      write_set_.putAwaitingPubrel(client_id, static_cast<uint16_t>(pid));
+    }
+  }
+  for (const records::QueueEntryRecord& e : t.queue()) {
+    if (!e.has_message()) continue;
+    session::OutboundMessage out = outboundOf(e, fromMessageRecord(e.message(), clocks));
+    durable(out);
+    persistQueued(*s, out);
+    s->enqueue(std::move(out));
+  }
+}
+
+}  // namespace gannet::server
