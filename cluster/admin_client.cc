@@ -6,14 +6,16 @@
 
 #include "absl/strings/str_cat.h"
 #include "cluster/auth.h"
+#include "cluster/credentials.h"
 #include "proto/cluster.grpc.pb.h"
 
 namespace gannet::cluster {
 
 absl::StatusOr<std::vector<MemberStatusView>> fetchStatus(const std::string& server,
                                                           const std::string& secret,
-                                                          int64_t timeout_ms) {
-  auto channel = grpc::CreateChannel(server, grpc::InsecureChannelCredentials());
+                                                          int64_t timeout_ms,
+                                                          const std::optional<TlsMaterial>& tls) {
+  auto channel = grpc::CreateChannel(server, channelCredentials(tls));
   auto stub = clusterpb::Admin::NewStub(channel);
   grpc::ClientContext ctx;
   ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::milliseconds(timeout_ms));

@@ -3,10 +3,12 @@
 // a fresh channel to --server, authenticated with the cluster secret.
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "cluster/tls.h"
 
 namespace gannet::cluster {
 
@@ -23,9 +25,11 @@ struct MemberStatusView {
 
 // Status of the cluster as `server` (HOST:PORT, its --cluster_listen) sees it:
 // itself first, then its peers. Unavailable when nothing answers within
-// `timeout_ms`; Unauthenticated for a wrong secret.
+// `timeout_ms`; Unauthenticated for a wrong secret. With `tls`, over mutual
+// TLS (the node's --cluster_tls_* files are set).
 absl::StatusOr<std::vector<MemberStatusView>> fetchStatus(const std::string& server,
                                                           const std::string& secret,
-                                                          int64_t timeout_ms);
+                                                          int64_t timeout_ms,
+                                                          const std::optional<TlsMaterial>& tls);
 
 }  // namespace gannet::cluster

@@ -8,6 +8,7 @@
 #include "base/clock.h"
 #include "base/logging.h"
 #include "cluster/auth.h"
+#include "cluster/credentials.h"
 #include "proto/cluster.grpc.pb.h"
 
 namespace gannet::cluster {
@@ -246,7 +247,7 @@ absl::StatusOr<uint16_t> ClusterNode::start() {
   admin_service_ = std::make_unique<AdminService>(*this);
   grpc::ServerBuilder builder;
   int port = 0;
-  builder.AddListeningPort(options_.listen, grpc::InsecureServerCredentials(), &port);
+  builder.AddListeningPort(options_.listen, serverCredentials(options_.tls), &port);
   builder.RegisterService(link_service_.get());
   builder.RegisterService(admin_service_.get());
   builder.SetMaxReceiveMessageSize(64 << 20);
@@ -317,7 +318,7 @@ void ClusterNode::dial(Dialer& d) {
     args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 100);
     args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, static_cast<int>(kMaxBackoffMs));
     args.SetMaxReceiveMessageSize(64 << 20);
-    auto channel = grpc::CreateCustomChannel(d.peer.address, grpc::InsecureChannelCredentials(), args);
+    auto channel = grpc::CreateCustomChannel(d.peer.address, channelCredentials(options_.tls), args);
     auto stub = clusterpb::Cluster::NewStub(channel);
     grpc::ClientContext ctx;
     {

@@ -17,6 +17,7 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <thread>
@@ -26,6 +27,7 @@
 #include "absl/container/flat_hash_set.h"
 #include "absl/status/statusor.h"
 #include "cluster/membership.h"
+#include "cluster/tls.h"
 
 namespace grpc {
 class Server;
@@ -126,6 +128,8 @@ struct ClusterOptions {
   std::string secret;  // shared by every node; never sent
   MembershipTimeouts timeouts;
   std::string mqtt_address;  // reported to peers and gannetctl
+  // Mutual TLS on the cluster port (links and Admin); none: plaintext.
+  std::optional<TlsMaterial> tls;
 };
 
 class ClusterNode {

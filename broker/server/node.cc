@@ -622,6 +622,7 @@ absl::Status Node::createCluster() {
   co.peers = options_.peers;
   co.secret = options_.cluster_secret;
   co.timeouts = options_.cluster_timeouts;
+  co.tls = options_.cluster_tls;
   co.mqtt_address = options_.mqtt_listen;
   cluster_host_ = std::make_unique<ClusterHostImpl>(*this);
   cluster_ = std::make_unique<cluster::ClusterNode>(std::move(co), *cluster_host_);

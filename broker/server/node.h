@@ -49,6 +49,7 @@ struct NodeOptions {
   std::string cluster_listen;
   std::vector<cluster::PeerAddress> peers;
   std::string cluster_secret;
+  std::optional<cluster::TlsMaterial> cluster_tls;  // mutual TLS on the cluster port
   cluster::MembershipTimeouts cluster_timeouts;
 };
 

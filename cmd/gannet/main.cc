@@ -39,6 +39,12 @@ ABSL_FLAG(std::string, cluster_secret, "",
           "Secret shared by every node of the cluster (prefer --cluster_secret_file)");
 ABSL_FLAG(std::string, cluster_secret_file, "",
           "File holding the cluster secret (surrounding whitespace ignored)");
+ABSL_FLAG(std::string, cluster_tls_cert_file, "",
+          "PEM certificate of this node for mutual TLS on the cluster port (with "
+          "--cluster_tls_key_file and --cluster_tls_ca_file; none: plaintext)");
+ABSL_FLAG(std::string, cluster_tls_key_file, "", "PEM private key of --cluster_tls_cert_file");
+ABSL_FLAG(std::string, cluster_tls_ca_file, "",
+          "PEM CA certificates that sign every node's (and gannetctl's) certificate");
 ABSL_FLAG(uint32_t, cluster_heartbeat_ms, 500, "Heartbeat interval on each cluster link");
 ABSL_FLAG(uint32_t, cluster_suspect_ms, 2000, "A peer not heard from for this long is suspect");
 ABSL_FLAG(uint32_t, cluster_dead_ms, 10000,
@@ -180,6 +186,17 @@ gannet::server::NodeOptions optionsFromFlags() {
   }
   if (!o.cluster_listen.empty() && o.cluster_secret.empty()) {
     usageError("--cluster_listen needs a shared secret: --cluster_secret_file=FILE (or --cluster_secret)");
+  }
+  {
+    gannet::cluster::TlsFiles files{absl::GetFlag(FLAGS_cluster_tls_cert_file),
+                                    absl::GetFlag(FLAGS_cluster_tls_key_file),
+                                    absl::GetFlag(FLAGS_cluster_tls_ca_file)};
+    if (files.enabled()) {
+      if (o.cluster_listen.empty()) usageError("--cluster_tls_* need --cluster_listen");
+      auto m = gannet::cluster::loadTls(files, "cluster_tls_");
+      if (!m.ok()) usageError(std::string(m.status().message()));
+      o.cluster_tls = std::move(*m);
+    }
   }
   o.cluster_timeouts.heartbeat_ms =
       checkedRange<uint32_t>("cluster_heartbeat_ms", absl::GetFlag(FLAGS_cluster_heartbeat_ms), 10, 60000);

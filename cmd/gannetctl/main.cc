@@ -7,6 +7,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
+#include <optional>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -22,6 +23,10 @@ ABSL_FLAG(std::string, server, "127.0.0.1:7946", "A gannet node's --cluster_list
 ABSL_FLAG(std::string, cluster_secret, "", "The cluster secret (prefer --cluster_secret_file)");
 ABSL_FLAG(std::string, cluster_secret_file, "", "File holding the cluster secret");
 ABSL_FLAG(uint32_t, timeout_ms, 5000, "How long to wait for the node's answer");
+ABSL_FLAG(std::string, tls_cert_file, "",
+          "PEM certificate for a node with --cluster_tls_* set (signed by its CA)");
+ABSL_FLAG(std::string, tls_key_file, "", "PEM private key of --tls_cert_file");
+ABSL_FLAG(std::string, tls_ca_file, "", "PEM CA that signed the node's certificate");
 
 namespace {
 
@@ -49,9 +54,18 @@ std::string ago(int64_t ms) {
   return absl::StrCat(ms / 1000, ".", (ms % 1000) / 100, "s");
 }
 
+std::optional<gannet::cluster::TlsMaterial> tls() {
+  gannet::cluster::TlsFiles files{absl::GetFlag(FLAGS_tls_cert_file),
+                                  absl::GetFlag(FLAGS_tls_key_file), absl::GetFlag(FLAGS_tls_ca_file)};
+  if (!files.enabled()) return std::nullopt;
+  auto m = gannet::cluster::loadTls(files, "tls_");
+  if (!m.ok()) usageError(std::string(m.status().message()));
+  return std::move(*m);
+}
+
 int status() {
   auto members = gannet::cluster::fetchStatus(absl::GetFlag(FLAGS_server), secret(),
-                                              absl::GetFlag(FLAGS_timeout_ms));
+                                              absl::GetFlag(FLAGS_timeout_ms), tls());
   if (!members.ok()) {
     std::fprintf(stderr, "gannetctl: %s\n", std::string(members.status().message()).c_str());
     return 1;
