@@ -487,6 +487,13 @@ void ClusterNode::dial(Dialer& d) {
   }
 }
 
+bool ClusterNode::linkLive(uint32_t node) {
+  Dialer* d = dialerFor(node);
+  if (d == nullptr) return false;
+  std::lock_guard lock(d->mu);
+  return d->live;
+}
+
 uint64_t ClusterNode::routeCount() {
   std::lock_guard lock(routes_mu_);
   return local_routes_.size();

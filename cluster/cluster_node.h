@@ -173,6 +173,9 @@ class ClusterNode {
   // Thread-safe: the session node `node` handed over as `handover_id` is stored here.
   void confirmHandover(uint32_t node, const std::string& client_id, uint64_t handover_id);
 
+  // Thread-safe: the link to node `node` is up (handshake done, not lost).
+  bool linkLive(uint32_t node);
+
   uint64_t incarnation() const { return incarnation_; }
   Membership& membership() { return membership_; }
 

@@ -73,6 +73,15 @@ std::string queue(std::string_view client_id, uint64_t sequence) {
   return k;
 }
 
+std::string nodeQueue(uint32_t node, uint64_t sequence) {
+  std::string k;
+  k.reserve(12);
+  appendU16(k, static_cast<uint16_t>(node >> 16));
+  appendU16(k, static_cast<uint16_t>(node & 0xFFFF));
+  appendU64(k, sequence);
+  return k;
+}
+
 std::string message(uint64_t message_id) {
   std::string k;
   k.reserve(8);

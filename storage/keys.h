@@ -10,6 +10,7 @@
 //   message       u64 BE message id
 //   retained      topic bytes
 //   meta          "meta"
+//   node_queue    u32 BE node id + u64 BE sequence
 //
 // The length prefix makes C prefix-free: no client's C is a prefix of another
 // client's C ("ab" = 00 02 'a' 'b', "abc" = 00 03 'a' 'b' 'c'), so the keys of
@@ -44,6 +45,7 @@ std::string queue(std::string_view client_id, uint64_t sequence);
 std::string message(uint64_t message_id);
 std::string retained(std::string_view topic);
 inline constexpr std::string_view kMeta = "meta";
+std::string nodeQueue(uint32_t node, uint64_t sequence);
 
 // Splits a client-prefixed key into client id and the rest. False if malformed.
 bool splitClientKey(std::string_view key, std::string_view* client_id, std::string_view* rest);

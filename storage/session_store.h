@@ -130,6 +130,12 @@ class SessionStore {
                                                                uint64_t from_sequence,
                                                                size_t max_entries) = 0;
 
+  // Cluster: up to `max_entries` messages kept for node `node` with sequence >=
+  // `from_sequence`, in sequence order (expired ones included: the caller
+  // drops them).
+  virtual absl::StatusOr<std::vector<std::pair<uint64_t, records::MessageRecord>>> readNodeQueue(
+      uint32_t node, uint64_t from_sequence, size_t max_entries) = 0;
+
   // Bytes the store takes on disk (all files of the data directory), for the
   // store-wide disk limit. Cheap enough to call once a second, not per message.
   virtual uint64_t approximateDiskBytes() = 0;

@@ -15,8 +15,9 @@ enum class Table : uint8_t {
   kMessage,
   kRetained,
   kMeta,
+  kNodeQueue,  // cluster: messages for a peer whose link is down
 };
-inline constexpr int kTableCount = 8;
+inline constexpr int kTableCount = 9;
 
 // The column family name: "session", "subscription", ...
 std::string_view tableName(Table table);

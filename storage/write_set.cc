@@ -39,6 +39,7 @@ std::string_view tableName(Table table) {
     case Table::kMessage: return "message";
     case Table::kRetained: return "retained";
     case Table::kMeta: return "meta";
+    case Table::kNodeQueue: return "node_queue";
   }
   return "unknown";
 }
@@ -111,6 +112,16 @@ void WriteSet::putMessage(uint64_t message_id, const records::MessageRecord& mes
 
 void WriteSet::deleteMessage(uint64_t message_id) {
   append(OpKind::kDelete, Table::kMessage, keys::message(message_id), {});
+}
+
+void WriteSet::putNodeQueue(uint32_t node, uint64_t sequence, const records::MessageRecord& message) {
+  appendRecord(Table::kNodeQueue, keys::nodeQueue(node, sequence), message);
+}
+
+void WriteSet::deleteNodeQueueRange(uint32_t node, uint64_t from, uint64_t to) {
+  if (from >= to) return;
+  append(OpKind::kDeleteRange, Table::kNodeQueue, keys::nodeQueue(node, from),
+         keys::nodeQueue(node, to));
 }
 
 void WriteSet::putQueueEntry(std::string_view client_id, uint64_t sequence,

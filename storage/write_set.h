@@ -80,6 +80,11 @@ class WriteSet {
 
   void putMeta(const records::MetaRecord& meta);
 
+  // --- cluster: messages kept for a peer whose link is down ---
+  void putNodeQueue(uint32_t node, uint64_t sequence, const records::MessageRecord& message);
+  // Entries of `node` with from <= sequence < to (sent and acknowledged).
+  void deleteNodeQueueRange(uint32_t node, uint64_t from, uint64_t to);
+
   bool empty() const { return ops_ == 0; }
   size_t operationCount() const { return ops_; }
   size_t byteSize() const { return buffer_.size(); }

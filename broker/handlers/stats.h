@@ -46,6 +46,7 @@ struct WorkerStats {
   Counter messages_stored;          // QoS >= 1 messages written for persistent sessions
   Counter journal_records_moved;    // inflight records moved from the journal into the store
   Counter publishes_failed_store;   // acks turned into 0x97/0x80 or a close by a failed commit
+  Counter forwards_spooled;         // cluster: messages kept on disk for a peer whose link was down
 
   void drop(DropReason r, uint64_t n = 1) { dropped[static_cast<int>(r)].add(n); }
 };

@@ -105,6 +105,12 @@ std::vector<MetricFamily> MetricsCollector::Collect() const {
   single("gannet_journal_records_moved_total",
          "Unacknowledged inflight records moved from old journal files into the store",
          MetricType::Counter, d(t.journal_records_moved));
+  single("gannet_cluster_messages_kept_total",
+         "Messages for another node kept on disk because its link was down (sent when it is back)",
+         MetricType::Counter, d(t.forwards_spooled));
+  single("gannet_cluster_messages_kept",
+         "Messages kept on disk for other nodes now, not yet sent and acknowledged",
+         MetricType::Gauge, d(t.forwards_kept));
   single("gannet_subscriptions", "Subscriptions in the router (shared included)",
          MetricType::Gauge, d(node_.router().subscriptionCount()));
   single("gannet_retained_messages", "Retained messages held", MetricType::Gauge,

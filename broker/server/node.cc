@@ -21,6 +21,7 @@
 #include "broker/handlers/delivery.h"
 #include "broker/net/address.h"
 #include "broker/server/metrics_collector.h"
+#include "broker/server/node_spool.h"
 #include "broker/server/records.h"
 #include "cluster/hlc.h"
 #include "storage/crc32c.h"
@@ -436,6 +437,10 @@ class Node::ClusterHostImpl final : public cluster::ClusterHost, public router::
 
   void onForwardAck(uint32_t worker, std::vector<uint64_t> tokens,
                     cluster::ForwardStatus status) override {
+    if (worker == NodeSpool::kAckWorker) {
+      if (node_.spool_ != nullptr) node_.spool_->onAck(tokens, status == cluster::ForwardStatus::kOk);
+      return;
+    }
     if (worker >= node_.workerCount()) return;
     absl::Status s;
     if (status == cluster::ForwardStatus::kFull) {
@@ -629,7 +634,11 @@ absl::Status Node::createCluster() {
   cluster_host_->setCluster(cluster_.get());
   // Before the store's sessions subscribe: their filters are routes too.
   router_.setListener(cluster_host_.get());
-  return absl::OkStatus();
+  spool_ = std::make_unique<NodeSpool>(*store_, *cluster_, options_.cluster_spool_max_messages,
+                                       options_.cluster_timeouts.dead_ms);
+  std::vector<uint32_t> peer_ids;
+  for (const cluster::PeerAddress& p : options_.peers) peer_ids.push_back(p.id);
+  return spool_->load(peer_ids);
 }
 
 absl::Status Node::startCluster() {
@@ -637,6 +646,7 @@ absl::Status Node::startCluster() {
   auto port = cluster_->start();
   if (!port.ok()) return port.status();
   cluster_port_ = *port;
+  spool_->start();
   return absl::OkStatus();
 }
 
@@ -662,6 +672,7 @@ absl::Status Node::startMetrics() {
 
 void Node::stop() {
   for (auto& w : workers_) w->stop();
+  if (spool_) spool_->stop();
   if (cluster_) cluster_->stop();
 }
 
@@ -693,11 +704,13 @@ NodeTotals Node::totals() const {
     t.store_commit_failures += s.store_commit_failures.get();
     t.messages_stored += s.messages_stored.get();
     t.journal_records_moved += s.journal_records_moved.get();
+    t.forwards_spooled += s.forwards_spooled.get();
     t.journal_disk_bytes += wp->journalDiskBytes();
     t.publishes_failed_store += s.publishes_failed_store.get();
   }
   t.connections_current = inc >= dec ? inc - dec : 0;
   t.sessions = sinc >= sdec ? sinc - sdec : 0;
+  if (spool_ != nullptr) t.forwards_kept = spool_->kept();
   return t;
 }
 

@@ -30,6 +30,7 @@ class Exposer;
 namespace gannet::server {
 
 class MetricsCollector;
+class NodeSpool;
 
 struct NodeOptions {
   uint32_t node_id = 1;
@@ -51,6 +52,8 @@ struct NodeOptions {
   std::string cluster_secret;
   std::optional<cluster::TlsMaterial> cluster_tls;  // mutual TLS on the cluster port
   cluster::MembershipTimeouts cluster_timeouts;
+  // --cluster_spool_max_messages: messages kept on disk per peer whose link is down.
+  uint64_t cluster_spool_max_messages = 1000000;
 };
 
 // Counters summed over workers.
@@ -70,6 +73,8 @@ struct NodeTotals {
   uint64_t journal_records_moved = 0;
   uint64_t journal_disk_bytes = 0;
   uint64_t publishes_failed_store = 0;
+  uint64_t forwards_spooled = 0;
+  uint64_t forwards_kept = 0;  // kept on disk for peers now
 };
 
 class Node {
@@ -113,6 +118,8 @@ class Node {
                    cluster::ForwardStatus status);
   // --- session takeover between nodes (docs/architecture.md, "Session ownership") ---
   bool clustered() const { return cluster_ != nullptr; }
+  // Messages for peers whose link is down; null on a single node.
+  NodeSpool* spool() { return spool_.get(); }
   // Any thread: a hybrid-logical-clock stamp ordering a connect's session claim.
   uint64_t claimStamp();
   // Any thread: asks the other nodes for their session of `client_id` (see
@@ -159,6 +166,8 @@ class Node {
   class ClusterHostImpl;
   std::unique_ptr<ClusterHostImpl> cluster_host_;
   std::unique_ptr<cluster::ClusterNode> cluster_;
+  // Messages for peers whose link is down (cluster only; destroyed first).
+  std::unique_ptr<NodeSpool> spool_;
   std::unique_ptr<MessageIds> message_ids_;
   MessageRefs message_refs_;
   DurableSessions durable_sessions_;

@@ -251,6 +251,34 @@ void toWire(const router::Message& m, int64_t now_ms, cluster::WireMessage& out)
   if (m.expiry_deadline_ms != 0) out.expiry_in_ms = std::max<int64_t>(1, m.expiry_deadline_ms - now_ms);
 }
 
+records::MessageRecord toSpoolRecord(const cluster::WireMessage& w, const Clocks& clocks) {
+  records::MessageRecord r;
+  if (w.expiry_in_ms != 0) r.set_expiry_ms(static_cast<uint64_t>(clocks.wall_ms + w.expiry_in_ms));
+  r.set_topic(w.topic);
+  r.set_payload(w.payload);
+  r.set_qos(w.qos);
+  r.set_retain(w.retain);
+  if (!w.properties.empty() && !r.mutable_properties()->ParseFromString(w.properties)) {
+    r.clear_properties();
+  }
+  r.set_received_ms(clocks.wall_ms);
+  return r;
+}
+
+bool fromSpoolRecord(records::MessageRecord&& r, const Clocks& clocks, cluster::WireMessage* out) {
+  if (r.expiry_ms() != 0) {
+    const int64_t left = static_cast<int64_t>(r.expiry_ms()) - clocks.wall_ms;
+    if (left <= 0) return false;
+    out->expiry_in_ms = left;
+  }
+  out->topic = std::move(*r.mutable_topic());
+  out->payload = std::move(*r.mutable_payload());
+  out->qos = static_cast<uint8_t>(std::min<uint32_t>(r.qos(), 2));
+  out->retain = r.retain();
+  if (r.has_properties()) out->properties = r.properties().SerializeAsString();
+  return true;
+}
+
 std::shared_ptr<router::Message> fromWire(cluster::WireMessage&& w, int64_t now_ms) {
   auto m = std::make_shared<router::Message>();
   m->topic = std::move(w.topic);

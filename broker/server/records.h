@@ -56,6 +56,11 @@ void toWire(const router::Message& m, int64_t now_ms, cluster::WireMessage& out)
 // Back, with its expiry counted from `now_ms`; properties that do not parse are dropped.
 std::shared_ptr<router::Message> fromWire(cluster::WireMessage&& w, int64_t now_ms);
 
+// A message for another node kept on disk while its link is down (the store's
+// node queue), and back; false when it expired meanwhile.
+records::MessageRecord toSpoolRecord(const cluster::WireMessage& w, const Clocks& clocks);
+bool fromSpoolRecord(records::MessageRecord&& r, const Clocks& clocks, cluster::WireMessage* out);
+
 records::SubscriptionRecord toSubscriptionRecord(const router::SubscriptionOptions& options);
 router::SubscriptionOptions fromSubscriptionRecord(const records::SubscriptionRecord& record);
 

@@ -10,6 +10,7 @@
 #include "base/strings.h"
 #include "broker/handlers/delivery.h"
 #include "broker/server/node.h"
+#include "broker/server/node_spool.h"
 #include "broker/server/records.h"
 #include "storage/session_store.h"
 
@@ -153,6 +154,28 @@ void Worker::deliverMatched(const router::MessagePtr& message) {
   match_stored_.clear();
 }
 
+void Worker::spoolForwards() {
+  NodeSpool* spool = node_.spool();
+  if (spool == nullptr) return;
+  const Clocks clocks = iterationClocks();
+  for (auto it = forwards_.begin(); it != forwards_.end();) {
+    const uint32_t node = it->first;
+    std::vector<cluster::ForwardedMessage>& messages = it->second;
+    uint64_t first = 0;
+    if (!spool->mustSpool(node) || !spool->reserve(node, messages.size(), &first)) {
+      ++it;  // sent on the link (or refused there when over the bounds)
+      continue;
+    }
+    for (size_t i = 0; i < messages.size(); ++i) {
+      write_set_.putNodeQueue(node, first + i, toSpoolRecord(messages[i], clocks));
+      if (messages[i].ack_token != 0) spooled_tokens_.push_back(messages[i].ack_token);
+    }
+    spooled_.push_back({node, first, messages.size()});
+    stats_.forwards_spooled.add(messages.size());
+    forwards_.erase(it++);
+  }
+}
+
 void Worker::discardMatched() {
   match_scratch_.clear();
   match_stored_.clear();
@@ -288,9 +311,22 @@ void Worker::onIterationEnd() {
     clients_.erase(c);
   }
   migrating_clients_.clear();
+  if (!forwards_.empty()) spoolForwards();
   // Group commit, before any output of this iteration is written: a CONNACK or
   // SUBACK never reports state that is not in the store's WAL yet.
   commitWrites();
+  if (!spooled_.empty()) {
+    // Kept on disk for their peers: durable here, which is all their
+    // publishers' acks wait for.
+    for (const Spooled& r : spooled_) {
+      node_.spool()->committed(r.node, r.first, r.count, last_commit_status_.ok());
+    }
+    spooled_.clear();
+    if (!spooled_tokens_.empty()) {
+      confirmDurable(std::move(spooled_tokens_), last_commit_status_);
+      spooled_tokens_.clear();
+    }
+  }
   if (!forward_acks_.empty()) {
     const auto status = last_commit_status_.ok() ? cluster::ForwardStatus::kOk
                         : absl::IsResourceExhausted(last_commit_status_) ? cluster::ForwardStatus::kFull

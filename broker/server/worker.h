@@ -145,6 +145,9 @@ class Worker : public handlers::BrokerContext {
   void onAccept(int fd, std::string peer);
   void addClient(int fd, std::string peer, std::string input);
   void onIterationEnd();
+  // Before the commit: forwards for peers whose link is down (or with older
+  // messages kept) go into the store's node queue instead (NodeSpool).
+  void spoolForwards();
   void onTick();
   void drainInbox();
   // Fills match_scratch_ (local destinations only with `local_only`).
@@ -262,6 +265,15 @@ class Worker : public handlers::BrokerContext {
     uint64_t handover_id;
   };
   std::vector<HandoverConfirm> handover_confirms_;
+  // Forwards written to the node queue in this iteration (reported to the
+  // NodeSpool after the commit), and the ack tokens they held.
+  struct Spooled {
+    uint32_t node;
+    uint64_t first;
+    size_t count;
+  };
+  std::vector<Spooled> spooled_;
+  std::vector<uint64_t> spooled_tokens_;
   std::mutex inbox_mu_;
   std::vector<RemoteDelivery> inbox_;
   uint64_t assigned_ids_ = 0;

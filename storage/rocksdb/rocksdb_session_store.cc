@@ -273,7 +273,8 @@ absl::Status corruptRecord(Table table, std::string_view key) {
 
 constexpr std::array<Table, kTableCount> kTables = {
     Table::kSession, Table::kSubscription, Table::kInflight, Table::kPubrel,
-    Table::kQueue,   Table::kMessage,      Table::kRetained, Table::kMeta};
+    Table::kQueue,   Table::kMessage,      Table::kRetained, Table::kMeta,
+    Table::kNodeQueue};
 
 // --- the store ---
 
@@ -298,6 +299,8 @@ class RocksDbSessionStore final : public SessionStore {
 
   absl::Status commit(WriteSet&& batch) override;
   absl::StatusOr<LoadStats> load(LoadVisitor& visitor) override;
+  absl::StatusOr<std::vector<std::pair<uint64_t, records::MessageRecord>>> readNodeQueue(
+      uint32_t node, uint64_t from_sequence, size_t max_entries) override;
   absl::StatusOr<std::vector<QueuedMessage>> readQueue(std::string_view client_id,
                                                        uint64_t from_sequence,
                                                        size_t max_entries) override;
@@ -348,6 +351,7 @@ rocksdb::ColumnFamilyOptions RocksDbSessionStore::tableOptions(Table t) const {
   switch (t) {
     case Table::kQueue:
     case Table::kMessage:
+    case Table::kNodeQueue:
       // The log-like tables: most records are deleted soon after they are
       // written, ideally while still in the memtable.
       o.write_buffer_size = 16 << 20;
@@ -721,6 +725,28 @@ absl::StatusOr<LoadStats> RocksDbSessionStore::load(LoadVisitor& visitor) {
   }
   RETURN_IF_ERROR(commit(std::move(orphans)));
   return stats;
+}
+
+absl::StatusOr<std::vector<std::pair<uint64_t, records::MessageRecord>>>
+RocksDbSessionStore::readNodeQueue(uint32_t node, uint64_t from_sequence, size_t max_entries) {
+  std::vector<std::pair<uint64_t, records::MessageRecord>> out;
+  const std::string end = keys::nodeQueue(node + 1, 0);
+  rocksdb::Slice upper = slice(end);
+  rocksdb::ReadOptions ro;
+  ro.iterate_upper_bound = &upper;
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro, cf(Table::kNodeQueue)));
+  for (it->Seek(slice(keys::nodeQueue(node, from_sequence))); it->Valid() && out.size() < max_entries;
+       it->Next()) {
+    std::string_view key = view(it->key());
+    std::string_view value = view(it->value());
+    records::MessageRecord m;
+    if (key.size() != 12 || !m.ParseFromArray(value.data(), static_cast<int>(value.size()))) {
+      return corruptRecord(Table::kNodeQueue, key);
+    }
+    out.emplace_back(keys::readU64(key.substr(4)), std::move(m));
+  }
+  RETURN_IF_ERROR(toStatus(it->status(), "reading a node queue"));
+  return out;
 }
 
 absl::StatusOr<std::vector<QueuedMessage>> RocksDbSessionStore::readQueue(

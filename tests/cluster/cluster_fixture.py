@@ -52,6 +52,7 @@ class ClusterTestCase(BrokerTestCase):
     node_count = 3
     start_cluster_in_setup = True
     cluster_flags = FAST
+    node_metrics = False  # serve /metrics on each node (Broker.metric)
 
     def setUp(self):
         super().setUp()
@@ -78,7 +79,8 @@ class ClusterTestCase(BrokerTestCase):
         return flags
 
     def start_node(self, i, **kw):
-        b = Broker(self.node_flags(i, **kw), kind="gannet", log_sink=self._broker_logs)
+        b = Broker(self.node_flags(i, **kw), kind="gannet", metrics=self.node_metrics,
+                   log_sink=self._broker_logs)
         self.addCleanup(b.stop)
         b.start()
         self.nodes[i] = b

@@ -10,7 +10,7 @@ from the same publisher, after the one that must not arrive."""
 import re
 import unittest
 
-from cluster_fixture import ClusterTestCase
+from cluster_fixture import FAST, ClusterTestCase
 from gannet_fixture import T, unique
 
 
@@ -119,22 +119,6 @@ class ForwardingTest(ClusterTestCase):
             got.append(p.payload)
         self.assertEqual(got, expected, "acknowledged messages lost or out of order")
 
-    def test_publisher_is_not_acknowledged_when_the_node_is_unreachable(self):
-        """MQTT 5: a QoS 1 publish that matched node 3's route while node 3 is
-        unreachable (killed, not yet dead) gets no success PUBACK: it waits for
-        the link, then fails (0x80) once node 3 is dead, never a false ack."""
-        base = unique("unr")
-        self.subscriber(3, f"{base}/t", qos=1)
-        self.wait_routes(1, 3, lambda n: n == 1)
-        self.nodes[3].kill9()
-        pub = self.raw(5, broker=self.nodes[1])
-        pid = pub.next_pid()
-        from gannet_fixture import build_publish
-        pub.send(build_publish(f"{base}/t", b"lost?", 1, pid=pid, version=5))
-        ack = pub.expect(T.PUBACK, timeout=10.0)
-        self.assertEqual(ack.pid, pid)
-        self.assertGreaterEqual(ack.rc, 0x80, f"a success PUBACK for a message node 3 never got: {ack!r}")
-
     def test_dead_node_routes_dropped_and_back_after_restart(self):
         base = unique("dead")
         self.subscriber(2, f"{base}/t", qos=1)
@@ -150,6 +134,48 @@ class ForwardingTest(ClusterTestCase):
         self.wait_routes(1, 2, lambda n: n == 1)
         self.raw(4, broker=self.nodes[1]).publish(f"{base}/t", b"back", 1)
         self.assert_next_is(sub, b"back", "routes work again after the node rejoined")
+
+
+class UnreachableNodeTest(ClusterTestCase):
+    """Messages for a node whose link is down are kept on disk by the
+    publishing node and delivered when it is back. A long dead timeout: the
+    routes of the killed node stay while it is down."""
+
+    cluster_flags = dict(FAST, cluster_dead_ms=60000)
+    node_metrics = True
+
+    def test_messages_for_an_unreachable_node_are_kept_on_disk_and_delivered(self):
+        base, cid = unique("keep"), unique("keep-sub")
+        sub = self.raw(4, client_id=cid, clean=False, broker=self.nodes[3])
+        sub.subscribe(f"{base}/t", qos=1)
+        sub.disconnect()
+        self.wait_routes(1, 3, lambda n: n == 1)
+        self.nodes[3].kill9()
+        self.nodes[1].wait_log(re.compile(r"link to node 3 at \S+: (link lost|unreachable)"),
+                               what="node 1 noticing the lost link")
+        pub = self.raw(5, broker=self.nodes[1])
+        expected = [f"k{i:03d}".encode() for i in range(200)]
+        for p in expected:
+            ack = pub.publish(f"{base}/t", p, 1)
+            self.assertEqual(ack.rc, 0, "acknowledged: kept on node 1's disk")
+        self.nodes[1].wait_log(re.compile(r"keeping messages for it on disk"),
+                               what="node 1 keeping messages for node 3")
+        self.assertEqual(self.nodes[1].metric("gannet_cluster_messages_kept"), 200)
+        # Kept across a crash of the publishing node too.
+        self.nodes[1].kill9()
+        self.nodes[1].restart()
+        self.nodes[3].restart()
+        self.nodes[1].wait_log(re.compile(r"messages kept for node 3 sent"),
+                               what="node 1 sending what it kept")
+        back = self.raw(4, client_id=cid, clean=False, broker=self.nodes[3])
+        self.assertTrue(back.connack.session_present)
+        got = []
+        while len(got) < len(expected):
+            p = back.expect_matching(T.PUBLISH, timeout=10)
+            back.ack(p)
+            got.append(p.payload)
+        self.assertEqual(got, expected, "kept messages lost or out of order")
+        self.assertEqual(self.nodes[1].metric("gannet_cluster_messages_kept"), 0)
 
 
 if __name__ == "__main__":
