@@ -182,8 +182,11 @@ void Client::onClosed(std::string_view why) {
   } else {
     s.expires_at_ms = now + int64_t{s.expiry_interval} * 1000;
   }
-  // Last seen now, the expiry a DISCONNECT may have changed, the will kept or not.
+  // Last seen now, the expiry a DISCONNECT may have changed, the will kept or not,
+  // committed before the socket closes (a client that saw the close and a kill
+  // right after must find the session offline since then).
   ctx_.persistSession(s);
+  if (s.stored) ctx_.commitDurable();
 }
 
 }  // namespace gannet::handlers

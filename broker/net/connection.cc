@@ -189,11 +189,13 @@ void Connection::closeNow(std::string_view why) {
   flush_list_.forget(this);
   flush_scheduled_ = false;
   loop_.remove(fd_);
-  ::close(fd_);
-  fd_ = -1;
   std::string().swap(in_);
   std::string().swap(out_);
+  // Before the socket closes: what the protocol layer records of the close
+  // (a session gone offline) is committed before the peer sees the FIN.
   if (callbacks_) callbacks_->onClosed(why);
+  ::close(fd_);
+  fd_ = -1;
 }
 
 int Connection::release(std::string& unconsumed_input) {
