@@ -29,7 +29,7 @@ PeerReport reportOf(const clusterpb::Heartbeat& hb) {
   return {hb.incarnation(), hb.connections(), hb.routes(), hb.mqtt_address()};
 }
 
-// The WireMessage fields of proto ForwardedMessage / RetainedEntry (same names).
+// The WireMessage fields of proto RetainedEntry.
 template <typename Proto>
 void wireToProto(WireMessage&& w, Proto* out) {
   out->set_topic(std::move(w.topic));
@@ -144,17 +144,7 @@ class ClusterNode::LinkService final : public clusterpb::Cluster::Service {
         }
         node_.host_.onRetained(std::move(entries));
       } else if (in.has_forward()) {
-        std::vector<ForwardedMessage> messages;
-        messages.reserve(static_cast<size_t>(in.forward().messages_size()));
-        for (auto& m : *in.mutable_forward()->mutable_messages()) {
-          ForwardedMessage f;
-          wireFromProto(m, &f);
-          f.retain = m.retain();
-          f.ack_worker = m.ack_worker();
-          f.ack_token = m.ack_token();
-          messages.push_back(std::move(f));
-        }
-        node_.host_.onForward(peer, std::move(messages));
+        node_.host_.onForward(peer, std::move(*in.mutable_forward()->mutable_packed()));
       } else if (in.has_claim()) {
         clusterpb::SessionClaim& c = *in.mutable_claim();
         node_.host_.onSessionClaim(peer, c.request_id(), std::move(*c.mutable_client_id()),
@@ -425,12 +415,8 @@ void ClusterNode::dial(Dialer& d) {
           std::lock_guard lock(d.mu);
           batch.swap(d.outbox);
           d.pending_forwards = 0;
-          for (const clusterpb::LinkMessage& m : batch) {
-            if (!m.has_forward()) continue;
-            for (const auto& f : m.forward().messages()) {
-              if (f.ack_token() != 0) d.unacked.insert({f.ack_worker(), f.ack_token()});
-            }
-          }
+          d.unacked.insert(d.outbox_acks.begin(), d.outbox_acks.end());
+          d.outbox_acks.clear();
           if (heartbeat_due) {
             *hb.mutable_heartbeat() = heartbeat();
             hb.mutable_heartbeat()->set_routes(local_routes_.size());
@@ -541,34 +527,31 @@ void ClusterNode::localRouteRemoved(std::string_view filter) {
   }
 }
 
-bool ClusterNode::forward(uint32_t node, std::vector<ForwardedMessage> messages) {
+bool ClusterNode::forward(uint32_t node, PackedForwards batch) {
   Dialer* d = dialerFor(node);
   if (d == nullptr) return false;
   std::lock_guard lock(d->mu);
   // Bounded whether the link is up (the peer reads slower than we forward) or
   // being re-established.
-  if (d->pending_forwards + messages.size() > kMaxPendingForwards) return false;
+  if (d->pending_forwards + batch.count > kMaxPendingForwards) return false;
   if (!d->live) {
     // Reconnecting: keep them for the next link, unless the node is dead.
     for (const MemberView& v : membership_.snapshot()) {
       if (v.peer.id == node && v.state == MemberState::kDead) return false;
     }
   }
-  d->pending_forwards += messages.size();
-  clusterpb::ForwardBatch* batch = nullptr;
+  d->pending_forwards += batch.count;
+  d->outbox_acks.insert(d->outbox_acks.end(), batch.acks.begin(), batch.acks.end());
+  clusterpb::ForwardBatch* out = nullptr;
   if (!d->outbox.empty() && d->outbox.back().has_forward()) {
-    batch = d->outbox.back().mutable_forward();
+    // Not written yet: the batches of several iterations go out as one.
+    out = d->outbox.back().mutable_forward();
+    out->mutable_packed()->append(batch.bytes);
+    out->set_count(out->count() + static_cast<uint32_t>(batch.count));
   } else {
-    batch = d->outbox.emplace_back().mutable_forward();
-  }
-  for (ForwardedMessage& f : messages) {
-    auto* m = batch->add_messages();
-    m->set_retain(f.retain);
-    if (f.ack_token != 0) {
-      m->set_ack_worker(f.ack_worker);
-      m->set_ack_token(f.ack_token);
-    }
-    wireToProto(std::move(f), m);
+    out = d->outbox.emplace_back().mutable_forward();
+    out->set_packed(std::move(batch.bytes));
+    out->set_count(static_cast<uint32_t>(batch.count));
   }
   d->cv.notify_all();
   return true;
@@ -664,12 +647,8 @@ void ClusterNode::monitor() {
                 log().warn("{} messages waiting for node {} dropped: it is dead",
                            d->pending_forwards, t.id);
               }
-              for (const clusterpb::LinkMessage& m : d->outbox) {
-                if (!m.has_forward()) continue;
-                for (const auto& f : m.forward().messages()) {
-                  if (f.ack_token() != 0) failed.push_back({f.ack_worker(), f.ack_token()});
-                }
-              }
+              failed = std::move(d->outbox_acks);
+              d->outbox_acks.clear();
               std::erase_if(d->outbox, [](const clusterpb::LinkMessage& m) {
                 return m.has_forward() || m.has_forward_ack() || m.has_claim() ||
                        m.has_handover();

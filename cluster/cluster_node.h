@@ -26,6 +26,7 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/container/flat_hash_set.h"
 #include "absl/status/statusor.h"
+#include "cluster/forward_codec.h"
 #include "cluster/membership.h"
 #include "cluster/tls.h"
 
@@ -52,14 +53,6 @@ struct WireMessage {
   bool retain = false;
   std::string properties;    // serialised records.MessageProperties; empty: none
   int64_t expiry_in_ms = 0;  // 0 = none
-};
-
-// A message forwarded between nodes (proto ForwardedMessage).
-struct ForwardedMessage : WireMessage {
-  // Nonzero: the sender's ack waits for this message to be durable here
-  // (ClusterNode::ackForwards back to the sender).
-  uint32_t ack_worker = 0;
-  uint64_t ack_token = 0;
 };
 
 // A retained message set or cleared somewhere in the cluster (proto RetainedEntry;
@@ -97,8 +90,9 @@ class ClusterHost {
   // Calls for one node never overlap and stale ones are filtered out.
   virtual void onRoutes(uint32_t node, bool snapshot, std::vector<std::string> add,
                         std::vector<std::string> remove) = 0;
-  // Messages node `node` forwarded here, in its order: deliver them locally.
-  virtual void onForward(uint32_t node, std::vector<ForwardedMessage> messages) = 0;
+  // Messages node `node` forwarded here, in its order, packed
+  // (cluster/forward_codec.h): deliver them locally.
+  virtual void onForward(uint32_t node, std::string packed) = 0;
   // Node `node` is dead: drop its routes.
   virtual void onPeerDead(uint32_t node) = 0;
   // Forwarded messages with these ack tokens (of worker `worker` here) are
@@ -152,7 +146,7 @@ class ClusterNode {
   // the link is re-established; false when they cannot (over that bound, the
   // node is dead or unknown): nothing of them is sent.
   static constexpr size_t kMaxPendingForwards = 100000;
-  bool forward(uint32_t node, std::vector<ForwardedMessage> messages);
+  bool forward(uint32_t node, PackedForwards batch);
   // Thread-safe: tells node `node` that its forwarded messages with these tokens
   // (of its worker `worker`) were committed here (or failed to be).
   void ackForwards(uint32_t node, uint32_t worker, std::vector<uint64_t> tokens,
@@ -196,6 +190,8 @@ class ClusterNode {
     // being re-established, up to kMaxPendingForwards messages).
     std::vector<clusterpb::LinkMessage> outbox;
     size_t pending_forwards = 0;
+    // The ack tokens of the forwards in the outbox.
+    std::vector<std::pair<uint32_t, uint64_t>> outbox_acks;
     // Forwards written on the current link whose ForwardAck has not come:
     // (worker, token). Failed back to the host when the link is lost.
     absl::flat_hash_set<std::pair<uint32_t, uint64_t>> unacked;

@@ -427,11 +427,11 @@ class Node::ClusterHostImpl final : public cluster::ClusterHost, public router::
     }
   }
 
-  void onForward(uint32_t node, std::vector<cluster::ForwardedMessage> messages) override {
+  void onForward(uint32_t node, std::string packed) override {
     // One worker per sending node: its messages stay in order.
     Worker& w = node_.worker(node % node_.workerCount());
-    w.post([&w, node, messages = std::move(messages)]() mutable {
-      w.deliverForwarded(node, std::move(messages));
+    w.post([&w, node, packed = std::move(packed)]() mutable {
+      w.deliverForwarded(node, std::move(packed));
     });
   }
 
@@ -615,8 +615,8 @@ void Node::confirmHandover(uint32_t node, const std::string& client_id, uint64_t
   if (cluster_ != nullptr) cluster_->confirmHandover(node, client_id, handover_id);
 }
 
-bool Node::forwardToNode(uint32_t node, std::vector<cluster::ForwardedMessage> messages) {
-  return cluster_ != nullptr && cluster_->forward(node, std::move(messages));
+bool Node::forwardToNode(uint32_t node, cluster::PackedForwards batch) {
+  return cluster_ != nullptr && cluster_->forward(node, std::move(batch));
 }
 
 absl::Status Node::createCluster() {

@@ -108,7 +108,7 @@ class Node {
   Worker& worker(uint32_t i) { return *workers_[i]; }
   // Any thread: sends messages to node `node` of the cluster; false when there
   // is no cluster or the link to that node is down.
-  bool forwardToNode(uint32_t node, std::vector<cluster::ForwardedMessage> messages);
+  bool forwardToNode(uint32_t node, cluster::PackedForwards batch);
   // Any thread (cluster only, else no-ops): stamps a retained message published
   // here; replicates one stored here to the other nodes.
   void stampRetained(router::Message& message);

@@ -147,16 +147,11 @@ bool NodeSpool::drainOnce(uint32_t node) {
   const uint64_t last = entries->back().first;
   const size_t n = entries->size();
   const Clocks clocks = Clocks::now();
-  std::vector<cluster::ForwardedMessage> messages;
-  messages.reserve(n);
+  cluster::PackedForwards batch;
   std::vector<uint64_t> sequences;
-  for (auto& [sequence, record] : *entries) {
-    cluster::ForwardedMessage f;
-    if (!fromSpoolRecord(std::move(record), clocks, &f)) continue;  // expired: deleted below
-    f.ack_worker = kAckWorker;
-    f.ack_token = sequence;
-    sequences.push_back(sequence);
-    messages.push_back(std::move(f));
+  for (const auto& [sequence, record] : *entries) {
+    // Expired ones are not sent (and deleted with the chunk).
+    if (appendSpooled(record, clocks, kAckWorker, sequence, batch)) sequences.push_back(sequence);
   }
   {
     std::unique_lock lock(mu_);
@@ -164,7 +159,7 @@ bool NodeSpool::drainOnce(uint32_t node) {
     awaiting_.insert(sequences.begin(), sequences.end());
     chunk_failed_ = false;
   }
-  if (!messages.empty() && !cluster_.forward(node, std::move(messages))) return false;
+  if (!batch.empty() && !cluster_.forward(node, std::move(batch))) return false;
   {
     std::unique_lock lock(mu_);
     cv_.wait_for(lock, std::chrono::milliseconds(ack_timeout_ms_),

@@ -251,31 +251,79 @@ void toWire(const router::Message& m, int64_t now_ms, cluster::WireMessage& out)
   if (m.expiry_deadline_ms != 0) out.expiry_in_ms = std::max<int64_t>(1, m.expiry_deadline_ms - now_ms);
 }
 
-records::MessageRecord toSpoolRecord(const cluster::WireMessage& w, const Clocks& clocks) {
+void appendForward(const router::Message& m, int64_t now_ms, uint32_t ack_worker,
+                   uint64_t ack_token, cluster::PackedForwards& out) {
+  cluster::ForwardView f;
+  f.topic = m.topic;
+  f.payload = m.payload;
+  f.qos = m.qos;
+  f.retain = m.retain;
+  std::string properties;
+  if (m.properties) {
+    records::MessageProperties pr;
+    toProperties(*m.properties, &pr);
+    properties = pr.SerializeAsString();  // empty properties travel as none
+    f.properties = properties;
+  }
+  if (m.expiry_deadline_ms != 0) f.expiry_in_ms = std::max<int64_t>(1, m.expiry_deadline_ms - now_ms);
+  f.ack_worker = ack_worker;
+  f.ack_token = ack_token;
+  out.add(f);
+}
+
+router::MessagePtr fromForward(const cluster::ForwardView& f, int64_t now_ms) {
+  auto m = std::make_shared<router::Message>();
+  m->topic = f.topic;
+  m->payload = f.payload;
+  m->qos = f.qos;
+  m->retain = f.retain;
+  records::MessageProperties pr;
+  if (!f.properties.empty() &&
+      pr.ParseFromArray(f.properties.data(), static_cast<int>(f.properties.size()))) {
+    auto props = std::make_shared<codec::Properties>();
+    fromProperties(pr, *props);
+    m->properties = std::move(props);
+  }
+  if (f.expiry_in_ms != 0) m->expiry_deadline_ms = now_ms + f.expiry_in_ms;
+  return m;
+}
+
+records::MessageRecord toSpoolRecord(const cluster::ForwardView& f, const Clocks& clocks) {
   records::MessageRecord r;
-  if (w.expiry_in_ms != 0) r.set_expiry_ms(static_cast<uint64_t>(clocks.wall_ms + w.expiry_in_ms));
-  r.set_topic(w.topic);
-  r.set_payload(w.payload);
-  r.set_qos(w.qos);
-  r.set_retain(w.retain);
-  if (!w.properties.empty() && !r.mutable_properties()->ParseFromString(w.properties)) {
+  if (f.expiry_in_ms != 0) r.set_expiry_ms(static_cast<uint64_t>(clocks.wall_ms + f.expiry_in_ms));
+  r.set_topic(f.topic.data(), f.topic.size());
+  r.set_payload(f.payload.data(), f.payload.size());
+  r.set_qos(f.qos);
+  r.set_retain(f.retain);
+  if (!f.properties.empty() &&
+      !r.mutable_properties()->ParseFromArray(f.properties.data(),
+                                              static_cast<int>(f.properties.size()))) {
     r.clear_properties();
   }
   r.set_received_ms(clocks.wall_ms);
   return r;
 }
 
-bool fromSpoolRecord(records::MessageRecord&& r, const Clocks& clocks, cluster::WireMessage* out) {
+bool appendSpooled(const records::MessageRecord& r, const Clocks& clocks, uint32_t ack_worker,
+                   uint64_t ack_token, cluster::PackedForwards& out) {
+  cluster::ForwardView f;
   if (r.expiry_ms() != 0) {
     const int64_t left = static_cast<int64_t>(r.expiry_ms()) - clocks.wall_ms;
     if (left <= 0) return false;
-    out->expiry_in_ms = left;
+    f.expiry_in_ms = left;
   }
-  out->topic = std::move(*r.mutable_topic());
-  out->payload = std::move(*r.mutable_payload());
-  out->qos = static_cast<uint8_t>(std::min<uint32_t>(r.qos(), 2));
-  out->retain = r.retain();
-  if (r.has_properties()) out->properties = r.properties().SerializeAsString();
+  f.topic = r.topic();
+  f.payload = r.payload();
+  f.qos = static_cast<uint8_t>(std::min<uint32_t>(r.qos(), 2));
+  f.retain = r.retain();
+  std::string properties;
+  if (r.has_properties()) {
+    properties = r.properties().SerializeAsString();
+    f.properties = properties;
+  }
+  f.ack_worker = ack_worker;
+  f.ack_token = ack_token;
+  out.add(f);
   return true;
 }
 

@@ -56,10 +56,19 @@ void toWire(const router::Message& m, int64_t now_ms, cluster::WireMessage& out)
 // Back, with its expiry counted from `now_ms`; properties that do not parse are dropped.
 std::shared_ptr<router::Message> fromWire(cluster::WireMessage&& w, int64_t now_ms);
 
-// A message for another node kept on disk while its link is down (the store's
-// node queue), and back; false when it expired meanwhile.
-records::MessageRecord toSpoolRecord(const cluster::WireMessage& w, const Clocks& clocks);
-bool fromSpoolRecord(records::MessageRecord&& r, const Clocks& clocks, cluster::WireMessage* out);
+// A message forwarded to another node (cluster/forward_codec.h), appended to
+// the batch for that node, with the expiry left at monotonic `now_ms`; and a
+// forwarded message received, with its expiry counted from `now_ms`.
+void appendForward(const router::Message& m, int64_t now_ms, uint32_t ack_worker,
+                   uint64_t ack_token, cluster::PackedForwards& out);
+router::MessagePtr fromForward(const cluster::ForwardView& f, int64_t now_ms);
+
+// A forwarded message kept on disk while the link to its node is down (the
+// store's node queue), and back into a batch for that node with `ack_token`
+// (and NodeSpool::kAckWorker); false when it expired meanwhile.
+records::MessageRecord toSpoolRecord(const cluster::ForwardView& f, const Clocks& clocks);
+bool appendSpooled(const records::MessageRecord& r, const Clocks& clocks, uint32_t ack_worker,
+                   uint64_t ack_token, cluster::PackedForwards& out);
 
 records::SubscriptionRecord toSubscriptionRecord(const router::SubscriptionOptions& options);
 router::SubscriptionOptions fromSubscriptionRecord(const records::SubscriptionRecord& record);

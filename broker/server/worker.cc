@@ -138,13 +138,9 @@ void Worker::deliverMatched(const router::MessagePtr& message) {
     } else if (d.destination.remote()) {
       // Another node has a matching subscription: the message goes there once
       // (the router gives one delivery per destination), with its own QoS.
-      cluster::ForwardedMessage f;
-      toWire(*message, loop_.now(), f);
-      if (i < match_stored_.size() && match_stored_[i].confirm) {
-        f.ack_worker = index_;
-        f.ack_token = publish_ack_token_;
-      }
-      forwards_[static_cast<uint32_t>(d.destination.session_id)].push_back(std::move(f));
+      const bool confirm = i < match_stored_.size() && match_stored_[i].confirm;
+      appendForward(*message, loop_.now(), index_, confirm ? publish_ack_token_ : 0,
+                    forwards_[static_cast<uint32_t>(d.destination.session_id)]);
     } else if (d.destination.worker < outgoing_.size()) {
       outgoing_[d.destination.worker].push_back(
           {d.destination.session_id, std::move(out), *client, ack_token, index_});
@@ -160,18 +156,20 @@ void Worker::spoolForwards() {
   const Clocks clocks = iterationClocks();
   for (auto it = forwards_.begin(); it != forwards_.end();) {
     const uint32_t node = it->first;
-    std::vector<cluster::ForwardedMessage>& messages = it->second;
+    const cluster::PackedForwards& batch = it->second;
     uint64_t first = 0;
-    if (!spool->mustSpool(node) || !spool->reserve(node, messages.size(), &first)) {
+    if (!spool->mustSpool(node) || !spool->reserve(node, batch.count, &first)) {
       ++it;  // sent on the link (or refused there when over the bounds)
       continue;
     }
-    for (size_t i = 0; i < messages.size(); ++i) {
-      write_set_.putNodeQueue(node, first + i, toSpoolRecord(messages[i], clocks));
-      if (messages[i].ack_token != 0) spooled_tokens_.push_back(messages[i].ack_token);
+    std::string_view rest = batch.bytes;
+    cluster::ForwardView f;
+    for (size_t i = 0; i < batch.count && cluster::readForward(&rest, &f); ++i) {
+      write_set_.putNodeQueue(node, first + i, toSpoolRecord(f, clocks));
     }
-    spooled_.push_back({node, first, messages.size()});
-    stats_.forwards_spooled.add(messages.size());
+    for (const auto& [worker, token] : batch.acks) spooled_tokens_.push_back(token);
+    spooled_.push_back({node, first, batch.count});
+    stats_.forwards_spooled.add(batch.count);
     forwards_.erase(it++);
   }
 }
@@ -223,12 +221,19 @@ void Worker::drainInbox() {
   }
 }
 
-void Worker::deliverForwarded(uint32_t from_node, std::vector<cluster::ForwardedMessage> messages) {
-  for (cluster::ForwardedMessage& f : messages) {
+void Worker::deliverForwarded(uint32_t from_node, std::string packed) {
+  std::string_view rest = packed;
+  cluster::ForwardView f;
+  while (!rest.empty()) {
+    if (!cluster::readForward(&rest, &f)) {
+      base::logger("cluster").error("malformed forwarded messages from node {}: rest of the batch "
+                                    "dropped", from_node);
+      break;
+    }
     // Acknowledged to the sender after this iteration's commit, which holds what
     // this message made durable here (queue entries / journal records).
     if (f.ack_token != 0) forward_acks_[{from_node, f.ack_worker}].push_back(f.ack_token);
-    router::MessagePtr m = fromWire(std::move(f), loop_.now());
+    router::MessagePtr m = fromForward(f, loop_.now());
     // Local subscribers only: a forwarded message is never forwarded again.
     if (matchInto(m, /*local_only=*/true) == 0) continue;
     if (m->qos > 0 && persistMatched(m, nullptr, 0) == Durability::kRefused) {
@@ -343,13 +348,11 @@ void Worker::onIterationEnd() {
     }
   }
   if (!forwards_.empty()) {
-    for (auto& [node, messages] : forwards_) {
-      const size_t n = messages.size();
+    for (auto& [node, batch] : forwards_) {
+      const size_t n = batch.count;
       std::vector<uint64_t> tokens;
-      for (const cluster::ForwardedMessage& f : messages) {
-        if (f.ack_token != 0) tokens.push_back(f.ack_token);
-      }
-      if (!node_.forwardToNode(node, std::move(messages))) {
+      for (const auto& [worker, token] : batch.acks) tokens.push_back(token);
+      if (!node_.forwardToNode(node, std::move(batch))) {
         stats_.drop(handlers::DropReason::kNodeDown, n);
         // Never a success ack for them: their publishers send them again.
         if (!tokens.empty()) {

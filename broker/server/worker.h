@@ -67,7 +67,8 @@ class Worker : public handlers::BrokerContext {
   void confirmDurable(std::vector<uint64_t> tokens, absl::Status status);
   // On this worker's thread: messages another node forwarded here; delivered to
   // local subscribers only.
-  void deliverForwarded(uint32_t from_node, std::vector<cluster::ForwardedMessage> messages);
+  // (Packed: cluster/forward_codec.h.)
+  void deliverForwarded(uint32_t from_node, std::string packed);
   // Thread-safe: takes over a socket migrated from another worker.
   void adopt(int fd, std::string peer, std::string input);
   // Thread-safe: runs `fn` on this worker's thread.
@@ -239,7 +240,7 @@ class Worker : public handlers::BrokerContext {
   int64_t next_commit_error_log_ms_ = 0;
   std::vector<std::vector<RemoteDelivery>> outgoing_;  // per target worker
   // Messages for other nodes of the cluster, per node id, sent at iteration end.
-  absl::flat_hash_map<uint32_t, std::vector<cluster::ForwardedMessage>> forwards_;
+  absl::flat_hash_map<uint32_t, cluster::PackedForwards> forwards_;
   // Ack tokens of forwarded messages handled in this iteration, per (sending
   // node, its worker): acknowledged to it after this iteration's commit.
   absl::flat_hash_map<std::pair<uint32_t, uint32_t>, std::vector<uint64_t>> forward_acks_;
