@@ -18,6 +18,7 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
+#include "absl/synchronization/mutex.h"
 #include "base/logging.h"
 #include "broker/net/address.h"
 #include "broker/server/node.h"
@@ -262,6 +263,9 @@ int main(int argc, char** argv) {
       "[--metrics_listen=HOST:PORT] ...\n  gannet --flagfile=gannet.flags");
   checkArgs(std::vector<std::string>(argv + 1, argv + argc));
   absl::ParseCommandLine(argc, argv);
+  // Debian's Abseil checks every absl::Mutex acquisition for lock-order cycles
+  // (a graph lookup per lock: ~4% of a node's CPU in a forwarding profile).
+  absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
 
   if (auto s = gannet::base::setLogLevel(absl::GetFlag(FLAGS_log_level)); !s.ok()) {
     usageError(absl::StrCat("--log_level: ", s.message()));
