@@ -90,6 +90,17 @@ class BrokerContext {
   // node's hybrid logical clock, and replicates it to the other nodes once
   // stored. No-ops on a single node.
   virtual void stampRetained(router::Message& message) {}
+  // Sets (or, with an empty payload, clears) `message` in the retained index.
+  // In a cluster only if it is the newest write of its topic (last writer
+  // wins, decided together with the index update); false: superseded.
+  virtual bool setRetained(const router::MessagePtr& message) {
+    if (message->payload.empty()) {
+      retained().clear(message->topic);
+    } else {
+      retained().set(message);
+    }
+    return true;
+  }
   virtual void replicateRetained(const router::MessagePtr& message) {}
 
   // --- the durable QoS >= 1 message path (docs/storage.md) ---

@@ -231,11 +231,12 @@ std::shared_ptr<const codec::Properties> passThroughProperties(codec::Properties
 }
 
 void storeRetained(BrokerContext& ctx, const router::MessagePtr& m) {
+  // In a cluster a newer write of the topic from another node may have been
+  // applied in the meantime: then this one is already superseded.
+  if (!ctx.setRetained(m)) return;
   if (m->payload.empty()) {
-    ctx.retained().clear(m->topic);
     ctx.forgetRetained(m->topic);
   } else {
-    ctx.retained().set(m);
     ctx.persistRetained(m);
   }
   ctx.replicateRetained(m);

@@ -516,29 +516,41 @@ class Node::ClusterHostImpl final : public cluster::ClusterHost, public router::
     clock_.observe(m.hlc);
   }
 
+  // Sets or clears `m` in the index if it is the newest write of its topic: the
+  // decision and the index update under one lock, so that a newer write from
+  // another node applied in between is never overwritten by an older one.
+  bool applyIfNewest(const router::MessagePtr& m) {
+    std::lock_guard lock(retained_mu_);
+    return applyLocked(m);
+  }
+
   void replicate(const router::MessagePtr& m) {
     if (m->hlc == 0) return;  // not stamped: not from a client of this node
-    noteRetained(*m);
     cluster::RetainedEntry e = toEntry(*m);
     if (cluster_ != nullptr) cluster_->replicateRetained(e);
   }
 
   void onRetained(std::vector<cluster::RetainedEntry> entries) override {
-    std::vector<cluster::RetainedEntry> newer;
+    std::vector<router::MessagePtr> newer;
+    const int64_t now = base::monotonicMs();
     {
       std::lock_guard lock(retained_mu_);
       for (cluster::RetainedEntry& e : entries) {
-        clock_.observe(e.hlc);
-        Stamp incoming{e.hlc, e.origin_node, e.cleared};
-        Stamp& current = stamps_[e.topic];
-        if (!incoming.newerThan(current)) continue;
-        current = incoming;
-        newer.push_back(std::move(e));
+        const uint64_t hlc = e.hlc;
+        const uint32_t origin = e.origin_node;
+        const bool cleared = e.cleared;
+        std::shared_ptr<router::Message> m = fromWire(std::move(e), now);
+        m->retain = true;
+        m->hlc = hlc;
+        m->origin_node = origin;
+        if (cleared) m->payload.clear();
+        if (applyLocked(m)) newer.push_back(std::move(m));
       }
     }
     if (newer.empty()) return;
+    // Into the store on one worker, in the order they were applied.
     Worker& w = node_.worker(0);
-    w.post([&w, newer = std::move(newer)]() mutable { w.applyReplicatedRetained(std::move(newer)); });
+    w.post([&w, newer = std::move(newer)] { w.persistReplicatedRetained(newer); });
   }
 
   std::vector<cluster::RetainedEntry> retainedSnapshot() override {
@@ -569,6 +581,22 @@ class Node::ClusterHostImpl final : public cluster::ClusterHost, public router::
     return e;
   }
 
+  // Under retained_mu_: `m` (a clear when its payload is empty) into the index
+  // if newer than what this node has for its topic.
+  bool applyLocked(const router::MessagePtr& m) {
+    clock_.observe(m->hlc);
+    Stamp incoming{m->hlc, m->origin_node, m->payload.empty()};
+    Stamp& current = stamps_[m->topic];
+    if (current.hlc != 0 && !incoming.newerThan(current)) return false;
+    current = incoming;
+    if (incoming.cleared) {
+      node_.retained().clear(m->topic);
+    } else {
+      node_.retained().set(m);
+    }
+    return true;
+  }
+
   cluster::HybridClock clock_;
   std::mutex retained_mu_;
   absl::flat_hash_map<std::string, Stamp> stamps_;
@@ -586,6 +614,10 @@ void Node::ackForwards(uint32_t node, uint32_t worker, std::vector<uint64_t> tok
 
 void Node::noteRetained(const router::Message& message) {
   if (cluster_host_ != nullptr) cluster_host_->noteRetained(message);
+}
+
+bool Node::setRetainedIfNewest(const router::MessagePtr& message) {
+  return cluster_host_ == nullptr || cluster_host_->applyIfNewest(message);
 }
 
 void Node::stampRetained(router::Message& message) {

@@ -112,6 +112,9 @@ class Node {
   // Any thread (cluster only, else no-ops): stamps a retained message published
   // here; replicates one stored here to the other nodes.
   void stampRetained(router::Message& message);
+  // Cluster: sets or clears `message` in the retained index if it is the newest
+  // write of its topic by (hlc, origin node); false: superseded.
+  bool setRetainedIfNewest(const router::MessagePtr& message);
   void replicateRetained(const router::MessagePtr& message);
   // Any thread: tells node `node` its forwarded messages are committed here.
   void ackForwards(uint32_t node, uint32_t worker, std::vector<uint64_t> tokens,

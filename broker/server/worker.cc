@@ -521,23 +521,22 @@ void Worker::persistRetained(const router::MessagePtr& message) {
 
 void Worker::stampRetained(router::Message& message) { node_.stampRetained(message); }
 
+bool Worker::setRetained(const router::MessagePtr& message) {
+  if (!node_.clustered()) return BrokerContext::setRetained(message);
+  return node_.setRetainedIfNewest(message);
+}
+
 void Worker::replicateRetained(const router::MessagePtr& message) {
   node_.replicateRetained(message);
 }
 
-void Worker::applyReplicatedRetained(std::vector<cluster::RetainedEntry> entries) {
-  for (cluster::RetainedEntry& e : entries) {
-    if (e.cleared) {
-      retained().clear(e.topic);
-      forgetRetained(e.topic);
-      continue;
+void Worker::persistReplicatedRetained(const std::vector<router::MessagePtr>& messages) {
+  for (const router::MessagePtr& m : messages) {
+    if (m->payload.empty()) {
+      forgetRetained(m->topic);
+    } else {
+      persistRetained(m);
     }
-    std::shared_ptr<router::Message> m = fromWire(std::move(e), loop_.now());
-    m->retain = true;
-    m->hlc = e.hlc;
-    m->origin_node = e.origin_node;
-    retained().set(m);
-    persistRetained(m);
   }
 }
 

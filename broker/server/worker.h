@@ -98,10 +98,12 @@ class Worker : public handlers::BrokerContext {
   void persistRetained(const router::MessagePtr& message) override;
   void forgetRetained(const std::string& topic) override;
   void stampRetained(router::Message& message) override;
+  bool setRetained(const router::MessagePtr& message) override;
   void replicateRetained(const router::MessagePtr& message) override;
-  // On this worker's thread: retained messages another node wrote, newer than
-  // this node's (the Node decided): into the index and the store, not replicated.
-  void applyReplicatedRetained(std::vector<cluster::RetainedEntry> entries);
+  // On this worker's thread: retained messages (or clears: empty payload)
+  // another node wrote, newer than this node's and already in the index (the
+  // Node decided): into the store, not replicated.
+  void persistReplicatedRetained(const std::vector<router::MessagePtr>& messages);
   void commitDurable() override { commitWrites(); }
   Durability persistMatched(const router::MessagePtr& message, session::Session* publisher,
                             uint16_t packet_id) override;
