@@ -66,6 +66,24 @@ class MembershipTest(ClusterTestCase):
             raise AssertionError(f"{e}: {last}") from None
 
 
+class PeerNamesTest(ClusterTestCase):
+    start_cluster_in_setup = False
+
+    def test_peers_given_by_host_name(self):
+        """--peers may name hosts (resolved on every dial, as a Kubernetes pod's
+        name is after it comes back with a new IP)."""
+        for i in (1, 2, 3):
+            peers = ",".join(f"{j}@localhost:{self.cluster_ports[j - 1]}"
+                             for j in (1, 2, 3) if j != i)
+            self.start_node(i, peers=peers)
+        for observer, node in ((1, 2), (2, 3), (3, 1)):
+            self.wait_state(observer, node, "alive")
+        self.nodes[2].kill9()
+        self.wait_state(1, 2, "dead")
+        self.nodes[2].restart()
+        self.wait_state(1, 2, "alive")
+
+
 class WrongSecretTest(ClusterTestCase):
     start_cluster_in_setup = False
 
