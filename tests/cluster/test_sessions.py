@@ -11,7 +11,8 @@ import threading
 import unittest
 
 from cluster_fixture import ClusterTestCase
-from gannet_fixture import P, T, ConnectionClosed, RawClient, unique, wait_for
+from gannet_fixture import (P, T, ConnectionClosed, RawClient, build_ack,
+                            build_publish, unique, wait_for)
 
 EXPIRY = {P.SESSION_EXPIRY_INTERVAL: 3600}
 
@@ -75,6 +76,44 @@ class SessionTest(ClusterTestCase):
         back.ping()
         self.assertEqual(back.pending, [], "m0 was acknowledged: not sent again")
 
+    def test_qos2_states_move_pubrel_outbound_and_inbound(self):
+        base, cid = unique("q2"), unique("dev")
+        watcher = self.raw(4, broker=self.nodes[2])
+        watcher.subscribe(f"{base}-in", qos=2)
+        sub = self.persistent(1, cid)
+        sub.subscribe(f"{base}/#", qos=2)
+        self.wait_routes(2, 1, lambda n: n >= 1)
+        self.wait_routes(1, 2, lambda n: n >= 1)
+        pub = self.raw(4, broker=self.nodes[2])
+        pub.publish(f"{base}/m", b"exactly-once", 2)
+        p = sub.expect_matching(T.PUBLISH)
+        sub.send(build_ack(T.PUBREC, p.pid))
+        sub.expect_matching(T.PUBREL, p.pid)
+        # Inbound too: its own QoS 2 publish PUBREC'd, PUBREL not sent yet.
+        in_pid = sub.publish(f"{base}-in", b"mine", 2, complete=False)
+        sub.expect_matching(T.PUBREC, in_pid)
+        sub.close()
+        got = watcher.expect_matching(T.PUBLISH)
+        watcher.ack(got)
+        self.assertEqual(got.payload, b"mine")
+        back = self.persistent(3, cid, expect_present=True)
+        rel = back.expect_matching(T.PUBREL, p.pid)
+        self.assertEqual(rel.pid, p.pid, "the PUBREC'd message goes on as PUBREL")
+        back.send(build_ack(T.PUBCOMP, p.pid))
+        # The client sends its PUBLISH again (DUP): the new node knows the packet
+        # id is awaiting PUBREL and does not deliver it a second time.
+        back.send(build_publish(f"{base}-in", b"mine", 2, dup=True, pid=in_pid))
+        back.expect_matching(T.PUBREC, in_pid)
+        back.send(build_ack(T.PUBREL, in_pid))
+        back.expect_matching(T.PUBCOMP, in_pid)
+        self.wait_routes(3, 2, lambda n: n >= 1)
+        back.publish(f"{base}-in", b"marker", 2)
+        nxt = watcher.expect_matching(T.PUBLISH)
+        self.assertEqual(nxt.payload, b"marker", "the QoS 2 publish was delivered twice")
+        back.ping()
+        self.assertFalse([q for q in back.pending if q.type == T.PUBLISH],
+                         "the PUBREC'd message is not sent again")
+
     def test_connected_client_is_taken_over_with_0x8e(self):
         base, cid = unique("to"), unique("dev")
         old = self.persistent(1, cid, version=5)
@@ -135,6 +174,53 @@ class SessionTest(ClusterTestCase):
             self.assertEqual(winner.connack.rc, 0)
             for c in clients:
                 c.close()
+
+
+class SplitSessionTest(ClusterTestCase):
+    """A client id with a session on two nodes (it reconnected while the first
+    node was down): its next connect takes over both and merges them."""
+
+    start_cluster_in_setup = False
+
+    def test_two_copies_of_a_session_are_merged(self):
+        base, cid = unique("mg"), unique("dev")
+        self.start_node(1)
+        self.start_node(3)
+        first = self.raw(4, client_id=cid, clean=False, broker=self.nodes[1])
+        first.subscribe(f"{base}/a", qos=1)
+        first.disconnect()
+        self.nodes[1].terminate()
+        self.start_node(2)
+        self.wait_state(3, 2, "alive")
+        second = self.raw(4, client_id=cid, clean=False, broker=self.nodes[2])
+        self.assertFalse(second.connack.session_present, "node 1 (with the session) is down")
+        second.subscribe(f"{base}/b", qos=1)
+        second.disconnect()
+        self.nodes[1].restart()
+        for observer, node in ((3, 1), (3, 2), (2, 1)):
+            self.wait_routes(observer, node, lambda n: n == 1)
+        pub = self.raw(4, broker=self.nodes[3])
+        pub.publish(f"{base}/a", b"queued-on-1", 1)
+        pub.publish(f"{base}/b", b"queued-on-2", 1)
+        merged = self.raw(4, client_id=cid, clean=False, broker=self.nodes[3])
+        self.assertTrue(merged.connack.session_present)
+        got = set()
+        for _ in range(2):
+            p = merged.expect_matching(T.PUBLISH)
+            merged.ack(p)
+            got.add(p.payload)
+        self.assertEqual(got, {b"queued-on-1", b"queued-on-2"})
+        # Both subscriptions now live on node 3, and nowhere else.
+        self.wait_routes(1, 3, lambda n: n == 2)
+        self.wait_routes(3, 1, lambda n: n == 0)
+        self.wait_routes(3, 2, lambda n: n == 0)
+        other = self.raw(4, broker=self.nodes[1])
+        other.publish(f"{base}/a", b"a-again", 1)
+        other.publish(f"{base}/b", b"b-again", 1)
+        for want in (b"a-again", b"b-again"):
+            p = merged.expect_matching(T.PUBLISH)
+            merged.ack(p)
+            self.assertEqual(p.payload, want)
 
 
 if __name__ == "__main__":
