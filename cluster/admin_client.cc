@@ -7,6 +7,7 @@
 #include "absl/strings/str_cat.h"
 #include "cluster/auth.h"
 #include "cluster/credentials.h"
+#include "proto/admin.grpc.pb.h"
 #include "proto/cluster.grpc.pb.h"
 
 namespace gannet::cluster {
@@ -16,15 +17,15 @@ absl::StatusOr<std::vector<MemberStatusView>> fetchStatus(const std::string& ser
                                                           int64_t timeout_ms,
                                                           const std::optional<TlsMaterial>& tls) {
   auto channel = grpc::CreateChannel(server, channelCredentials(tls));
-  auto stub = clusterpb::Admin::NewStub(channel);
+  auto stub = adminpb::Admin::NewStub(channel);
   grpc::ClientContext ctx;
   ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::milliseconds(timeout_ms));
   const int64_t now_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
                              std::chrono::system_clock::now().time_since_epoch())
                              .count();
   ctx.AddMetadata("x-gannet-admin", adminToken(secret, now_ms));
-  clusterpb::StatusRequest request;
-  clusterpb::StatusReply reply;
+  adminpb::StatusRequest request;
+  adminpb::StatusReply reply;
   grpc::Status s = stub->Status(&ctx, request, &reply);
   if (!s.ok()) {
     const std::string what = absl::StrCat(server, ": ", s.error_message());

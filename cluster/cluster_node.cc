@@ -9,6 +9,7 @@
 #include "base/logging.h"
 #include "cluster/auth.h"
 #include "cluster/credentials.h"
+#include "proto/admin.grpc.pb.h"
 #include "proto/cluster.grpc.pb.h"
 
 namespace gannet::cluster {
@@ -166,12 +167,12 @@ class ClusterNode::LinkService final : public clusterpb::Cluster::Service {
 
 // --- admin API (gannetctl) ---
 
-class ClusterNode::AdminService final : public clusterpb::Admin::Service {
+class ClusterNode::AdminService final : public adminpb::Admin::Service {
  public:
   explicit AdminService(ClusterNode& node) : node_(node) {}
 
-  grpc::Status Status(grpc::ServerContext* ctx, const clusterpb::StatusRequest*,
-                      clusterpb::StatusReply* reply) override {
+  grpc::Status Status(grpc::ServerContext* ctx, const adminpb::StatusRequest*,
+                      adminpb::StatusReply* reply) override {
     const auto& md = ctx->client_metadata();
     auto it = md.find("x-gannet-admin");
     if (it == md.end() ||
