@@ -155,6 +155,10 @@ class ClusterNode::LinkService final : public clusterpb::Cluster::Service {
       } else if (in.has_handover_done()) {
         clusterpb::HandoverDone& d = *in.mutable_handover_done();
         node_.host_.onHandoverDone(std::move(*d.mutable_client_id()), d.handover_id());
+      } else if (in.has_append()) {
+        clusterpb::SessionAppend& a = *in.mutable_append();
+        node_.host_.onSessionAppend(peer, std::move(*a.mutable_client_id()), a.handover_id(),
+                                    std::move(*a.mutable_session()));
       }
     }
     log().debug("inbound link from node {} closed", peer);

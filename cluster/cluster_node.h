@@ -111,8 +111,12 @@ class ClusterHost {
   virtual void onSessionClaim(uint32_t node, uint64_t request_id, std::string client_id,
                               uint64_t stamp) = 0;
   // The session handed over as `handover_id` is stored on the node that claimed
-  // it: delete this node's copy.
+  // it: delete this node's copy (after sending what was queued since).
   virtual void onHandoverDone(std::string client_id, uint64_t handover_id) = 0;
+  // Node `node` sends messages queued for a session it handed over here
+  // (serialised records.SessionTransfer): append them, then confirmHandover().
+  virtual void onSessionAppend(uint32_t node, std::string client_id, uint64_t handover_id,
+                               std::string transfer) = 0;
 };
 
 struct ClusterOptions {
@@ -166,6 +170,9 @@ class ClusterNode {
   void answerClaim(uint32_t node, uint64_t request_id, SessionAnswer answer);
   // Thread-safe: the session node `node` handed over as `handover_id` is stored here.
   void confirmHandover(uint32_t node, const std::string& client_id, uint64_t handover_id);
+  // Thread-safe: messages queued here for a session handed over to `node`.
+  void appendToSession(uint32_t node, const std::string& client_id, uint64_t handover_id,
+                       std::string transfer);
 
   // Thread-safe: the link to node `node` is up (handshake done, not lost).
   bool linkLive(uint32_t node);

@@ -74,6 +74,16 @@ void ClusterNode::confirmHandover(uint32_t node, const std::string& client_id,
   send(node, std::move(m));
 }
 
+void ClusterNode::appendToSession(uint32_t node, const std::string& client_id,
+                                  uint64_t handover_id, std::string transfer) {
+  clusterpb::LinkMessage m;
+  auto* a = m.mutable_append();
+  a->set_client_id(client_id);
+  a->set_handover_id(handover_id);
+  a->set_session(std::move(transfer));
+  send(node, std::move(m));
+}
+
 void ClusterNode::applyHandover(uint32_t node, clusterpb::SessionHandover& h) {
   ClaimDone done;
   std::vector<SessionAnswer> answers;

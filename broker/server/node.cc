@@ -475,12 +475,26 @@ class Node::ClusterHostImpl final : public cluster::ClusterHost, public router::
     });
   }
 
+  uint32_t homeFor(const std::string& client_id) const {
+    return static_cast<uint32_t>(std::hash<std::string>{}(client_id) % node_.workerCount());
+  }
+
   void onHandoverDone(std::string client_id, uint64_t handover_id) override {
     const int64_t home = node_.registry().find(client_id);
     if (home < 0) return;
     Worker& w = node_.worker(static_cast<uint32_t>(home));
     w.post([&w, client_id = std::move(client_id), handover_id] {
       w.onHandoverDone(client_id, handover_id);
+    });
+  }
+
+  void onSessionAppend(uint32_t node, std::string client_id, uint64_t handover_id,
+                       std::string transfer) override {
+    const uint32_t home = node_.registry().claim(client_id, homeFor(client_id));
+    Worker& w = node_.worker(home);
+    w.post([&w, node, client_id = std::move(client_id), handover_id,
+            transfer = std::move(transfer)] {
+      w.onSessionAppend(node, client_id, handover_id, transfer);
     });
   }
 
@@ -645,6 +659,11 @@ void Node::answerClaim(uint32_t node, uint64_t request_id, cluster::SessionAnswe
 
 void Node::confirmHandover(uint32_t node, const std::string& client_id, uint64_t handover_id) {
   if (cluster_ != nullptr) cluster_->confirmHandover(node, client_id, handover_id);
+}
+
+void Node::appendToSession(uint32_t node, const std::string& client_id, uint64_t handover_id,
+                           std::string transfer) {
+  if (cluster_ != nullptr) cluster_->appendToSession(node, client_id, handover_id, std::move(transfer));
 }
 
 bool Node::forwardToNode(uint32_t node, cluster::PackedForwards batch) {

@@ -131,6 +131,8 @@ class Node {
                     cluster::ClusterNode::ClaimDone done);
   void answerClaim(uint32_t node, uint64_t request_id, cluster::SessionAnswer answer);
   void confirmHandover(uint32_t node, const std::string& client_id, uint64_t handover_id);
+  void appendToSession(uint32_t node, const std::string& client_id, uint64_t handover_id,
+                       std::string transfer);
   // A cluster-wide unique id for a session handed over from this node.
   uint64_t nextHandoverId() { return next_handover_id_.fetch_add(1, std::memory_order_relaxed); }
   uint32_t workerCount() const { return static_cast<uint32_t>(workers_.size()); }

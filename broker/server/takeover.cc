@@ -14,6 +14,7 @@
 #include <algorithm>
 
 #include "base/logging.h"
+#include "broker/handlers/delivery.h"
 #include "broker/server/node.h"
 #include "broker/server/records.h"
 #include "broker/server/worker.h"
@@ -142,6 +143,8 @@ void Worker::onSessionClaim(uint32_t node, uint64_t request_id, const std::strin
   answer.kind = cluster::SessionAnswer::Kind::kSession;
   answer.handover_id = node_.nextHandoverId();
   s->handed_over = answer.handover_id;
+  s->handed_over_to = node;
+  s->handed_over_queued = s->queue.size();
   exportSession(*s).SerializeToString(&answer.session);
   log().info("session of client '{}' handed over to node {}", client_id, node);
   node_.answerClaim(node, request_id, std::move(answer));
@@ -150,11 +153,43 @@ void Worker::onSessionClaim(uint32_t node, uint64_t request_id, const std::strin
 void Worker::onHandoverDone(const std::string& client_id, uint64_t handover_id) {
   session::Session* s = findSession(client_id);
   if (s == nullptr || s->handed_over != handover_id || s->client != nullptr) return;
+  if (s->queue.size() > s->handed_over_queued) {
+    // Published while the routes moved: queued here after the handover. They
+    // follow the session; this copy goes once they are stored there too.
+    const Clocks clocks = iterationClocks();
+    records::SessionTransfer late;
+    *late.mutable_session() = toSessionRecord(*s, clocks, clocks.wall_ms);
+    size_t i = 0;
+    s->queue.forEach([&](session::OutboundMessage& out) {
+      if (i++ < s->handed_over_queued) return;
+      auto* e = late.add_queue();
+      e->set_qos(out.qos);
+      e->set_retain(out.retain);
+      addSubscriptionIds(out.subscription_ids, e);
+      *e->mutable_message() = toMessageRecord(*out.message, clocks);
+    });
+    log().info("{} messages queued for client '{}' after its handover follow it to node {}",
+               late.queue_size(), client_id, s->handed_over_to);
+    s->handed_over_queued = s->queue.size();
+    node_.appendToSession(s->handed_over_to, client_id, handover_id, late.SerializeAsString());
+    return;
+  }
   // The session lives on over there; its will went with it (a reconnect there
   // cancelled a delayed one).
   s->will.reset();
   s->will_due_ms = 0;
   endSession(*s);
+}
+
+void Worker::onSessionAppend(uint32_t node, const std::string& client_id, uint64_t handover_id,
+                             const std::string& transfer) {
+  records::SessionTransfer t;
+  if (!t.ParseFromString(transfer) || t.session().client_id() != client_id) {
+    log().error("node {} sent unreadable messages for client '{}'", node, client_id);
+    return;  // not confirmed: that node keeps them
+  }
+  importSession(t);
+  handover_confirms_.push_back({node, client_id, handover_id});
 }
 
 records::SessionTransfer Worker::exportSession(session::Session& s) {
@@ -277,6 +312,8 @@ void Worker::importSession(const records::SessionTransfer& t) {
     persistQueued(*s, out);
     s->enqueue(std::move(out));
   }
+  // Connected already (messages that followed the session): send them now.
+  if (s->client != nullptr) handlers::pumpQueue(*static_cast<Client*>(s->client));
 }
 
 }  // namespace gannet::server

@@ -128,6 +128,10 @@ class Worker : public handlers::BrokerContext {
   // On this worker's thread: the session handed over as `handover_id` is stored
   // on the node that claimed it: it ends here.
   void onHandoverDone(const std::string& client_id, uint64_t handover_id);
+  // On this worker's thread: messages node `node` queued for a session it handed
+  // over here as `handover_id`, after the handover.
+  void onSessionAppend(uint32_t node, const std::string& client_id, uint64_t handover_id,
+                       const std::string& transfer);
 
   const handlers::WorkerStats& stats() const { return stats_; }
   // Before start(): the journal this worker writes its inflight records to

@@ -127,6 +127,8 @@ class Session {
   // Cluster: handed over to another node as this id (which deletes it here once
   // that node confirms it stored it); 0 = not.
   uint64_t handed_over = 0;
+  uint32_t handed_over_to = 0;      // the node
+  size_t handed_over_queued = 0;    // entries of `queue` already sent there
 
   // --- will (§3.1.2.5, MQTT 5 §3.1.3.2.2) ---
   // Held by pointer: a Will with its properties is ~600 bytes, and most sessions

@@ -55,6 +55,57 @@ class SessionTest(ClusterTestCase):
         back.ack(p)
         self.assertEqual(p.payload, b"after")
 
+    def test_no_acknowledged_message_is_lost_when_a_session_moves_under_load(self):
+        """A publisher on node 2 sends QoS 1 messages without pause while the
+        subscriber moves from node 1 to node 3: every acknowledged message
+        reaches it (messages routed to node 1 while the routes move follow the
+        session)."""
+        base, cid = unique("mv"), unique("dev")
+        sub = self.persistent(1, cid)
+        sub.subscribe(f"{base}/t", qos=1)
+        self.wait_routes(2, 1, lambda n: n == 1)
+        acked, stop = [], threading.Event()
+        pub = self.raw(4, broker=self.nodes[2])
+
+        def publish():
+            i = 0
+            while not stop.is_set():
+                if pub.publish(f"{base}/t", f"{i}".encode(), 1).rc == 0:
+                    acked.append(i)
+                i += 1
+
+        got = []
+
+        def drain(client, until):
+            while not until():
+                try:
+                    p = client.expect_matching(T.PUBLISH, timeout=0.2)
+                except AssertionError:
+                    continue
+                except (ConnectionClosed, OSError):
+                    return
+                client.ack(p)
+                got.append(int(p.payload))
+
+        publisher = threading.Thread(target=publish)
+        publisher.start()
+        try:
+            wait_for(lambda: len(acked) >= 300, timeout=30, message="300 messages acknowledged")
+            drain(sub, lambda: len(got) >= 200)
+            sub.close()
+            back = self.persistent(3, cid, expect_present=True)
+            moved_at = len(acked)
+            wait_for(lambda: len(acked) >= moved_at + 300, timeout=30,
+                     message="300 more acknowledged after the move")
+        finally:
+            stop.set()
+            publisher.join()
+        last = acked[-1]
+        drain(back, lambda: last in got)
+        missing = sorted(set(acked) - set(got))
+        self.assertEqual(missing, [], f"acknowledged, never delivered ({len(acked)} acked, "
+                                      f"{len(got) - len(set(got))} duplicates)")
+
     def test_inflight_messages_move_with_dup_and_their_packet_ids(self):
         base, cid = unique("if"), unique("dev")
         sub = self.persistent(1, cid)
