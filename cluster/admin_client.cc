@@ -12,37 +12,65 @@
 
 namespace gannet::cluster {
 
+namespace {
+
+int64_t nowMs() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+// The client context of one admin call: deadline and token.
+void prepare(grpc::ClientContext& ctx, const std::string& secret, int64_t timeout_ms) {
+  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::milliseconds(timeout_ms));
+  ctx.AddMetadata("x-gannet-admin", adminToken(secret, nowMs()));
+}
+
+absl::Status failure(const std::string& server, const grpc::Status& s) {
+  const std::string what = absl::StrCat(server, ": ", s.error_message());
+  switch (s.error_code()) {
+    case grpc::StatusCode::UNAUTHENTICATED: return absl::UnauthenticatedError(what);
+    case grpc::StatusCode::DEADLINE_EXCEEDED:
+    case grpc::StatusCode::UNAVAILABLE:
+      return absl::UnavailableError(
+          absl::StrCat(server, ": no answer (is a gannet node's --cluster_listen there?): ",
+                       s.error_message()));
+    default: return absl::UnknownError(what);
+  }
+}
+
+}  // namespace
+
+absl::StatusOr<uint64_t> startDrain(const std::string& server, const std::string& secret,
+                                    int64_t timeout_ms, const std::optional<TlsMaterial>& tls) {
+  auto stub = adminpb::Admin::NewStub(grpc::CreateChannel(server, channelCredentials(tls)));
+  grpc::ClientContext ctx;
+  prepare(ctx, secret, timeout_ms);
+  adminpb::DrainRequest request;
+  adminpb::DrainReply reply;
+  if (grpc::Status s = stub->Drain(&ctx, request, &reply); !s.ok()) return failure(server, s);
+  if (reply.already_draining()) {
+    return absl::AlreadyExistsError(absl::StrCat(server, " is draining already (",
+                                                 reply.sessions(), " sessions when it started)"));
+  }
+  return reply.sessions();
+}
+
 absl::StatusOr<std::vector<MemberStatusView>> fetchStatus(const std::string& server,
                                                           const std::string& secret,
                                                           int64_t timeout_ms,
                                                           const std::optional<TlsMaterial>& tls) {
-  auto channel = grpc::CreateChannel(server, channelCredentials(tls));
-  auto stub = adminpb::Admin::NewStub(channel);
+  auto stub = adminpb::Admin::NewStub(grpc::CreateChannel(server, channelCredentials(tls)));
   grpc::ClientContext ctx;
-  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::milliseconds(timeout_ms));
-  const int64_t now_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
-                             std::chrono::system_clock::now().time_since_epoch())
-                             .count();
-  ctx.AddMetadata("x-gannet-admin", adminToken(secret, now_ms));
+  prepare(ctx, secret, timeout_ms);
   adminpb::StatusRequest request;
   adminpb::StatusReply reply;
-  grpc::Status s = stub->Status(&ctx, request, &reply);
-  if (!s.ok()) {
-    const std::string what = absl::StrCat(server, ": ", s.error_message());
-    switch (s.error_code()) {
-      case grpc::StatusCode::UNAUTHENTICATED: return absl::UnauthenticatedError(what);
-      case grpc::StatusCode::DEADLINE_EXCEEDED:
-      case grpc::StatusCode::UNAVAILABLE:
-        return absl::UnavailableError(
-            absl::StrCat(server, ": no answer (is a gannet node's --cluster_listen there?): ",
-                         s.error_message()));
-      default: return absl::UnknownError(what);
-    }
-  }
+  if (grpc::Status s = stub->Status(&ctx, request, &reply); !s.ok()) return failure(server, s);
   std::vector<MemberStatusView> out;
   for (const auto& m : reply.members()) {
     out.push_back({m.node_id(), m.cluster_address(), m.state(), m.incarnation(),
-                   m.last_heard_ms_ago(), m.connections(), m.routes(), m.mqtt_address()});
+                   m.last_heard_ms_ago(), m.connections(), m.routes(), m.mqtt_address(),
+                   m.sessions()});
   }
   return out;
 }

@@ -21,6 +21,7 @@ struct MemberStatusView {
   uint64_t connections = 0;
   uint64_t routes = 0;
   std::string mqtt_address;
+  uint64_t sessions = 0;
 };
 
 // Status of the cluster as `server` (HOST:PORT, its --cluster_listen) sees it:
@@ -31,5 +32,10 @@ absl::StatusOr<std::vector<MemberStatusView>> fetchStatus(const std::string& ser
                                                           const std::string& secret,
                                                           int64_t timeout_ms,
                                                           const std::optional<TlsMaterial>& tls);
+
+// Starts draining `server` (see proto/admin.proto Drain). Returns how many
+// sessions it has to hand over; AlreadyExists when it was draining already.
+absl::StatusOr<uint64_t> startDrain(const std::string& server, const std::string& secret,
+                                    int64_t timeout_ms, const std::optional<TlsMaterial>& tls);
 
 }  // namespace gannet::cluster

@@ -27,7 +27,8 @@ int64_t wallMs() {
 }
 
 PeerReport reportOf(const clusterpb::Heartbeat& hb) {
-  return {hb.incarnation(), hb.connections(), hb.routes(), hb.mqtt_address()};
+  return {hb.incarnation(), hb.connections(), hb.routes(), hb.mqtt_address(), hb.draining(),
+          hb.sessions()};
 }
 
 // The WireMessage fields of proto RetainedEntry.
@@ -149,12 +150,14 @@ class ClusterNode::LinkService final : public clusterpb::Cluster::Service {
       } else if (in.has_claim()) {
         clusterpb::SessionClaim& c = *in.mutable_claim();
         node_.host_.onSessionClaim(peer, c.request_id(), std::move(*c.mutable_client_id()),
-                                   c.stamp());
+                                   c.stamp(), c.pull());
       } else if (in.has_handover()) {
         node_.applyHandover(peer, *in.mutable_handover());
       } else if (in.has_handover_done()) {
         clusterpb::HandoverDone& d = *in.mutable_handover_done();
         node_.host_.onHandoverDone(std::move(*d.mutable_client_id()), d.handover_id());
+      } else if (in.has_pull()) {
+        node_.host_.onSessionPull(peer, std::move(*in.mutable_pull()->mutable_client_id()));
       } else if (in.has_append()) {
         clusterpb::SessionAppend& a = *in.mutable_append();
         node_.host_.onSessionAppend(peer, std::move(*a.mutable_client_id()), a.handover_id(),
@@ -175,33 +178,38 @@ class ClusterNode::AdminService final : public adminpb::Admin::Service {
  public:
   explicit AdminService(ClusterNode& node) : node_(node) {}
 
+  grpc::Status Drain(grpc::ServerContext* ctx, const adminpb::DrainRequest*,
+                     adminpb::DrainReply* reply) override {
+    if (grpc::Status s = authenticate(ctx); !s.ok()) return s;
+    uint64_t sessions = 0;
+    reply->set_already_draining(!node_.host_.startDrain(&sessions));
+    reply->set_sessions(sessions);
+    return grpc::Status::OK;
+  }
+
   grpc::Status Status(grpc::ServerContext* ctx, const adminpb::StatusRequest*,
                       adminpb::StatusReply* reply) override {
-    const auto& md = ctx->client_metadata();
-    auto it = md.find("x-gannet-admin");
-    if (it == md.end() ||
-        !adminTokenValid(node_.options_.secret, std::string(it->second.data(), it->second.size()),
-                         wallMs())) {
-      return {grpc::StatusCode::UNAUTHENTICATED,
-              "not authenticated: give gannetctl the cluster secret (--cluster_secret_file), and "
-              "check that both clocks agree within 5 minutes"};
-    }
+    if (grpc::Status s = authenticate(ctx); !s.ok()) return s;
     const ClusterOptions& o = node_.options_;
     auto* self = reply->add_members();
     self->set_node_id(o.node_id);
     self->set_cluster_address(o.listen);
-    self->set_state("self");
+    self->set_state(node_.host_.draining() ? "draining" : "self");
+    self->set_sessions(node_.host_.sessions());
     self->set_incarnation(node_.incarnation_);
     self->set_last_heard_ms_ago(0);
     self->set_connections(node_.host_.connections());
     self->set_routes(node_.routeCount());
-    self->set_mqtt_address(o.mqtt_address);
+    self->set_mqtt_address(node_.mqtt_address_);
     const int64_t now = base::monotonicMs();
     for (const MemberView& v : node_.membership_.snapshot()) {
       auto* m = reply->add_members();
       m->set_node_id(v.peer.id);
       m->set_cluster_address(v.peer.address);
-      m->set_state(std::string(memberStateName(v.state)));
+      m->set_state(v.state == MemberState::kAlive && v.report.draining
+                       ? "draining"
+                       : std::string(memberStateName(v.state)));
+      m->set_sessions(v.report.sessions);
       m->set_incarnation(v.report.incarnation);
       m->set_last_heard_ms_ago(v.last_heard_ms == 0 ? -1 : now - v.last_heard_ms);
       m->set_connections(v.report.connections);
@@ -212,6 +220,19 @@ class ClusterNode::AdminService final : public adminpb::Admin::Service {
   }
 
  private:
+  grpc::Status authenticate(grpc::ServerContext* ctx) {
+    const auto& md = ctx->client_metadata();
+    auto it = md.find("x-gannet-admin");
+    if (it == md.end() ||
+        !adminTokenValid(node_.options_.secret, std::string(it->second.data(), it->second.size()),
+                         wallMs())) {
+      return {grpc::StatusCode::UNAUTHENTICATED,
+              "not authenticated: give gannetctl the cluster secret (--cluster_secret_file), and "
+              "check that both clocks agree within 5 minutes"};
+    }
+    return grpc::Status::OK;
+  }
+
   ClusterNode& node_;
 };
 
@@ -220,6 +241,7 @@ class ClusterNode::AdminService final : public adminpb::Admin::Service {
 ClusterNode::ClusterNode(ClusterOptions options, ClusterHost& host)
     : options_(std::move(options)),
       host_(host),
+      mqtt_address_(options_.mqtt_address),
       incarnation_(static_cast<uint64_t>(wallMs())),
       membership_(options_.peers, options_.timeouts) {}
 
@@ -229,7 +251,9 @@ clusterpb::Heartbeat ClusterNode::heartbeat() {
   clusterpb::Heartbeat hb;
   hb.set_incarnation(incarnation_);
   hb.set_connections(host_.connections());
-  hb.set_mqtt_address(options_.mqtt_address);
+  hb.set_mqtt_address(mqtt_address_);
+  hb.set_draining(host_.draining());
+  hb.set_sessions(host_.sessions());
   return hb;
 }
 

@@ -86,6 +86,14 @@ class ClusterHost {
  public:
   virtual ~ClusterHost() = default;
   virtual uint64_t connections() = 0;  // MQTT connections on this node
+  virtual uint64_t sessions() = 0;     // sessions on this node
+  virtual bool draining() = 0;         // handing its sessions over before it stops
+  // gannetctl drain: start draining (false: it already is). `sessions`: how
+  // many it has to hand over.
+  virtual bool startDrain(uint64_t* sessions) = 0;
+  // Node `node` is draining and asks this node to take over its session of
+  // `client_id` (claim it like a connect, without a client).
+  virtual void onSessionPull(uint32_t node, std::string client_id) = 0;
   // Node `node`'s route table: a whole snapshot (replaces what it had) or a delta.
   // Calls for one node never overlap and stale ones are filtered out.
   virtual void onRoutes(uint32_t node, bool snapshot, std::vector<std::string> add,
@@ -109,7 +117,7 @@ class ClusterHost {
   // A client connected to node `node` claims its session (ordered by (stamp,
   // node)): answer with ClusterNode::answerClaim(node, request_id, ...).
   virtual void onSessionClaim(uint32_t node, uint64_t request_id, std::string client_id,
-                              uint64_t stamp) = 0;
+                              uint64_t stamp, bool pull) = 0;
   // The session handed over as `handover_id` is stored on the node that claimed
   // it: delete this node's copy (after sending what was queued since).
   virtual void onHandoverDone(std::string client_id, uint64_t handover_id) = 0;
@@ -137,6 +145,9 @@ class ClusterNode {
   ClusterNode(const ClusterNode&) = delete;
   ClusterNode& operator=(const ClusterNode&) = delete;
 
+  // Before start(): the MQTT address reported to peers and gannetctl (once the
+  // MQTT listener is bound: with port 0 in --mqtt_listen the port is known then).
+  void setMqttAddress(std::string address) { mqtt_address_ = std::move(address); }
   // Binds the listener and starts dialling the peers. Returns the bound port.
   absl::StatusOr<uint16_t> start();
   void stop();
@@ -165,11 +176,20 @@ class ClusterNode {
   // answer within the dead timeout), on a cluster thread, or at once on this
   // thread when no peer is up.
   using ClaimDone = std::function<void(std::vector<SessionAnswer>)>;
-  void claimSession(const std::string& client_id, uint64_t stamp, ClaimDone done);
+  // `pull`: no client waits (see proto SessionClaim.pull).
+  void claimSession(const std::string& client_id, uint64_t stamp, bool pull, ClaimDone done);
   // Thread-safe: the answer to node `node`'s claim `request_id` (see onSessionClaim).
   void answerClaim(uint32_t node, uint64_t request_id, SessionAnswer answer);
   // Thread-safe: the session node `node` handed over as `handover_id` is stored here.
   void confirmHandover(uint32_t node, const std::string& client_id, uint64_t handover_id);
+  // Thread-safe: asks node `node` to take over this node's session of `client_id`.
+  void pullSession(uint32_t node, const std::string& client_id);
+  // Thread-safe: forwards and acks not yet written or acknowledged on the links
+  // that are up (a draining node waits for them).
+  size_t pendingOutbound();
+  // Thread-safe: the peers whose link is up and that are not draining, with
+  // their MQTT addresses (where a draining node sends its sessions and clients).
+  std::vector<std::pair<uint32_t, std::string>> takeoverPeers();
   // Thread-safe: messages queued here for a session handed over to `node`.
   void appendToSession(uint32_t node, const std::string& client_id, uint64_t handover_id,
                        std::string transfer);
@@ -230,6 +250,7 @@ class ClusterNode {
 
   const ClusterOptions options_;
   ClusterHost& host_;
+  std::string mqtt_address_;  // set before start(), read-only after
   const uint64_t incarnation_;
   Membership membership_;
   std::unique_ptr<LinkService> link_service_;

@@ -45,6 +45,8 @@ struct PeerReport {
   uint64_t connections = 0;
   uint64_t routes = 0;
   std::string mqtt_address;
+  bool draining = false;
+  uint64_t sessions = 0;
 };
 
 struct MemberView {

@@ -17,7 +17,8 @@ bool ClusterNode::send(uint32_t node, clusterpb::LinkMessage m) {
   return true;
 }
 
-void ClusterNode::claimSession(const std::string& client_id, uint64_t stamp, ClaimDone done) {
+void ClusterNode::claimSession(const std::string& client_id, uint64_t stamp, bool pull,
+                               ClaimDone done) {
   std::vector<uint32_t> targets;
   uint64_t id = 0;
   {
@@ -38,6 +39,7 @@ void ClusterNode::claimSession(const std::string& client_id, uint64_t stamp, Cla
         c->set_request_id(id);
         c->set_client_id(client_id);
         c->set_stamp(stamp);
+        c->set_pull(pull);
         send(node, std::move(m));
       }
     }
@@ -72,6 +74,36 @@ void ClusterNode::confirmHandover(uint32_t node, const std::string& client_id,
   d->set_client_id(client_id);
   d->set_handover_id(handover_id);
   send(node, std::move(m));
+}
+
+void ClusterNode::pullSession(uint32_t node, const std::string& client_id) {
+  clusterpb::LinkMessage m;
+  m.mutable_pull()->set_client_id(client_id);
+  send(node, std::move(m));
+}
+
+std::vector<std::pair<uint32_t, std::string>> ClusterNode::takeoverPeers() {
+  std::vector<std::pair<uint32_t, std::string>> out;
+  const std::vector<MemberView> views = membership_.snapshot();
+  for (auto& d : dialers_) {
+    if (!linkLive(d->peer.id)) continue;
+    for (const MemberView& v : views) {
+      if (v.peer.id == d->peer.id && v.state == MemberState::kAlive && !v.report.draining) {
+        out.emplace_back(v.peer.id, v.report.mqtt_address);
+      }
+    }
+  }
+  return out;
+}
+
+size_t ClusterNode::pendingOutbound() {
+  size_t n = 0;
+  for (auto& d : dialers_) {
+    std::lock_guard lock(d->mu);
+    if (!d->live) continue;
+    n += d->pending_forwards + d->unacked.size();
+  }
+  return n;
 }
 
 void ClusterNode::appendToSession(uint32_t node, const std::string& client_id,

@@ -134,6 +134,20 @@ void Client::disconnect(ReasonCode reason, std::string_view why, bool publish_wi
   conn_->closeAfterFlush();
 }
 
+void Client::redirect(const std::string& server_reference) {
+  if (state_ == State::kClosed || conn_->closed()) return;
+  if (state_ == State::kConnected && isV5()) {
+    codec::DisconnectPacket d;
+    d.reason_code = ReasonCode::kUseAnotherServer;
+    d.properties.server_reference = server_reference;
+    if (request_problem_information) d.properties.reason_string = "node draining";
+    send(d);
+  }
+  normal_disconnect = true;
+  ctx_.commitDurable();
+  conn_->closeAfterFlush();
+}
+
 void Client::attach(session::Session& s, codec::ProtocolVersion v) {
   session_ = &s;
   version_ = v;

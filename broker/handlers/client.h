@@ -53,6 +53,10 @@ class Client : public net::Connection::Callbacks {
   // Closes with an MQTT 5 DISCONNECT `reason` (if connected with MQTT 5 and
   // `reason` is not success). `publish_will` for abnormal closes.
   void disconnect(codec::ReasonCode reason, std::string_view why, bool publish_will);
+  // This node is draining: MQTT 5 gets DISCONNECT 0x9C (use another server) with
+  // `server_reference`; 3.1.1 a plain close. The will is not published (the
+  // session moves to another node).
+  void redirect(const std::string& server_reference);
 
   // Called by handleConnect once the CONNACK is sent.
   void attach(session::Session& s, codec::ProtocolVersion v);

@@ -76,7 +76,7 @@ absl::Status handleConnect(Client& client, codec::ConnectPacket&& p) {
   if (ctx.claimInCluster(client, p)) return absl::OkStatus();
 
   session::Session* s = ctx.findSession(p.client_id);
-  if (s != nullptr) s->handed_over = 0;  // connected here again: a pending handover is void
+  if (s != nullptr && s->handed_over != 0) ctx.cancelHandover(*s);
   if (s != nullptr && s->client != nullptr) {
     // §3.1.4-3 / MQTT 5 §3.1.4: take over the session; the old connection is
     // closed (MQTT 5: DISCONNECT 0x8E). Its will follows the usual rules.

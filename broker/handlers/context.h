@@ -63,6 +63,9 @@ class BrokerContext {
   // once they answered, their sessions imported here. False: go on now (one
   // node, or the claim is done).
   virtual bool claimInCluster(Client& client, codec::ConnectPacket& connect) { return false; }
+  // The session was handed over to another node and its client connects here
+  // again before this copy ended: it stays here.
+  virtual void cancelHandover(session::Session& session) { session.handed_over = 0; }
   // A client id for a client that sent an empty one (§3.1.3.1).
   virtual std::string assignClientId() = 0;
   // The client's connection closed; the worker destroys it at the end of the

@@ -419,9 +419,12 @@ bool TopicRouter::subscribe(std::string_view filter, const Destination& destinat
   return added;
 }
 
-bool TopicRouter::unsubscribe(std::string_view filter, const Destination& destination) {
+bool TopicRouter::unsubscribe(std::string_view filter, const Destination& destination,
+                              bool notify) {
   const bool removed = unsubscribeLocked(filter, destination);
-  if (removed && listener_ != nullptr && !destination.remote()) listener_->onLocalUnsubscribe(filter);
+  if (removed && notify && listener_ != nullptr && !destination.remote()) {
+    listener_->onLocalUnsubscribe(filter);
+  }
   return removed;
 }
 

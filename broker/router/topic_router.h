@@ -84,8 +84,10 @@ class TopicRouter {
   bool subscribe(std::string_view filter, const Destination& destination,
                  const SubscriptionOptions& options);
 
-  // Removes it; returns false when there was no such subscription.
-  bool unsubscribe(std::string_view filter, const Destination& destination);
+  // Removes it; returns false when there was no such subscription. Without
+  // `notify` the RouteListener is not told (the caller already told the
+  // cluster the route is gone: a session handed over to another node).
+  bool unsubscribe(std::string_view filter, const Destination& destination, bool notify = true);
 
   // Appends to `out` the deliveries for a message published to `topic` by session
   // `publisher_session_id`:

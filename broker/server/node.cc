@@ -400,6 +400,18 @@ class Node::ClusterHostImpl final : public cluster::ClusterHost, public router::
  public:
   explicit ClusterHostImpl(Node& node) : node_(node) {}
   uint64_t connections() override { return node_.totals().connections_current; }
+  uint64_t sessions() override { return node_.totals().sessions; }
+  bool draining() override { return node_.draining(); }
+  bool startDrain(uint64_t* sessions) override {
+    *sessions = node_.totals().sessions;
+    return node_.requestDrain();
+  }
+
+  void onSessionPull(uint32_t node, std::string client_id) override {
+    const uint32_t home = node_.registry().claim(client_id, homeFor(client_id));
+    Worker& w = node_.worker(home);
+    w.post([&w, node, client_id = std::move(client_id)] { w.pullSession(node, client_id); });
+  }
 
   void onRoutes(uint32_t node, bool snapshot, std::vector<std::string> add,
                 std::vector<std::string> remove) override {
@@ -461,7 +473,7 @@ class Node::ClusterHostImpl final : public cluster::ClusterHost, public router::
   }
 
   void onSessionClaim(uint32_t node, uint64_t request_id, std::string client_id,
-                      uint64_t stamp) override {
+                      uint64_t stamp, bool pull) override {
     clock_.observe(stamp);
     const int64_t home = node_.registry().find(client_id);
     if (home < 0) {
@@ -470,8 +482,8 @@ class Node::ClusterHostImpl final : public cluster::ClusterHost, public router::
       return;
     }
     Worker& w = node_.worker(static_cast<uint32_t>(home));
-    w.post([&w, node, request_id, client_id = std::move(client_id), stamp] {
-      w.onSessionClaim(node, request_id, client_id, stamp);
+    w.post([&w, node, request_id, client_id = std::move(client_id), stamp, pull] {
+      w.onSessionClaim(node, request_id, client_id, stamp, pull);
     });
   }
 
@@ -644,13 +656,13 @@ void Node::replicateRetained(const router::MessagePtr& message) {
 
 uint64_t Node::claimStamp() { return cluster_host_ != nullptr ? cluster_host_->claimStamp() : 0; }
 
-void Node::claimSession(const std::string& client_id, uint64_t stamp,
+void Node::claimSession(const std::string& client_id, uint64_t stamp, bool pull,
                         cluster::ClusterNode::ClaimDone done) {
   if (cluster_ == nullptr) {
     done({});
     return;
   }
-  cluster_->claimSession(client_id, stamp, std::move(done));
+  cluster_->claimSession(client_id, stamp, pull, std::move(done));
 }
 
 void Node::answerClaim(uint32_t node, uint64_t request_id, cluster::SessionAnswer answer) {
@@ -659,6 +671,91 @@ void Node::answerClaim(uint32_t node, uint64_t request_id, cluster::SessionAnswe
 
 void Node::confirmHandover(uint32_t node, const std::string& client_id, uint64_t handover_id) {
   if (cluster_ != nullptr) cluster_->confirmHandover(node, client_id, handover_id);
+}
+
+void Node::routeRemoved(const std::string& filter) {
+  if (cluster_ != nullptr) cluster_->localRouteRemoved(filter);
+}
+
+void Node::routeAdded(const std::string& filter) {
+  if (cluster_ != nullptr) cluster_->localRouteAdded(filter);
+}
+
+void Node::pullSession(uint32_t node, const std::string& client_id) {
+  if (cluster_ != nullptr) cluster_->pullSession(node, client_id);
+}
+
+bool Node::requestDrain() {
+  if (cluster_ == nullptr || draining_.exchange(true)) return false;
+  drain_thread_ = std::thread([this] { drain(); });
+  return true;
+}
+
+void Node::drain() {
+  auto& log = base::logger("node");
+  const int64_t start = base::monotonicMs();
+  const int64_t deadline = start + options_.drain_timeout_ms;
+  NodeTotals t = totals();
+  log.info("draining: handing {} sessions over to the other nodes and moving {} connections "
+           "(--drain_timeout {} ms)", t.sessions, t.connections_current, options_.drain_timeout_ms);
+  for (auto& w : workers_) {
+    Worker* wp = w.get();
+    wp->post([wp] { wp->stopAccepting(); });
+  }
+  auto targets = cluster_->takeoverPeers();
+  bool first = true;
+  int64_t next_round = 0;
+  int64_t next_log = start + 1000;
+  std::string outcome = "done";
+  while (true) {
+    const int64_t now = base::monotonicMs();
+    t = totals();
+    if (t.sessions == 0 && t.connections_current == 0) break;
+    if (stop_requested_) {
+      outcome = "interrupted by a stop";
+      break;
+    }
+    if (now >= deadline) {
+      outcome = absl::StrCat("timed out with ", t.sessions, " sessions left (kept on disk)");
+      break;
+    }
+    if (now >= next_round) {
+      // Again every 2 s: a peer may have refused one (its own connect of that
+      // client id was newer), or died meanwhile.
+      if (!first) targets = cluster_->takeoverPeers();
+      if (targets.empty()) {
+        outcome = absl::StrCat("no peer to take them over: ", t.sessions,
+                               " sessions stay on disk for the next start");
+        // Clients still go (MQTT 5: 0x8B at the stop).
+        break;
+      }
+      for (auto& w : workers_) {
+        Worker* wp = w.get();
+        wp->post([wp, targets, first] { wp->handOver(targets, first); });
+      }
+      first = false;
+      next_round = now + 2000;
+    }
+    if (now >= next_log) {
+      log.info("draining: {} sessions and {} connections left", t.sessions, t.connections_current);
+      next_log = now + 1000;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  // What this node still forwards (acks of publishes made before the drain).
+  while (cluster_->pendingOutbound() > 0 && base::monotonicMs() < deadline && !stop_requested_) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  // The peers apply the removal of this node's last routes one link delivery
+  // after it is sent; what they forwarded before that is still answered here
+  // (acknowledged: nothing matches any more) rather than failed by a lost link.
+  const int64_t linger_until =
+      std::min(deadline, base::monotonicMs() + 2 * options_.cluster_timeouts.heartbeat_ms + 200);
+  while (base::monotonicMs() < linger_until && !stop_requested_) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  log.info("drain {} after {} ms", outcome, base::monotonicMs() - start);
+  drained_ = true;
 }
 
 void Node::appendToSession(uint32_t node, const std::string& client_id, uint64_t handover_id,
@@ -679,7 +776,7 @@ absl::Status Node::createCluster() {
   co.secret = options_.cluster_secret;
   co.timeouts = options_.cluster_timeouts;
   co.tls = options_.cluster_tls;
-  co.mqtt_address = options_.mqtt_listen;
+  co.mqtt_address = options_.mqtt_advertise.empty() ? options_.mqtt_listen : options_.mqtt_advertise;
   cluster_host_ = std::make_unique<ClusterHostImpl>(*this);
   cluster_ = std::make_unique<cluster::ClusterNode>(std::move(co), *cluster_host_);
   cluster_host_->setCluster(cluster_.get());
@@ -694,6 +791,14 @@ absl::Status Node::createCluster() {
 
 absl::Status Node::startCluster() {
   if (cluster_ == nullptr) return absl::OkStatus();
+  if (options_.mqtt_advertise.empty()) {
+    // --mqtt_listen with the port it got (port 0 picks one).
+    auto addr = net::parseHostPort(options_.mqtt_listen);
+    if (addr.ok()) {
+      cluster_->setMqttAddress(
+          absl::StrCat(addr->host.empty() ? "0.0.0.0" : addr->host, ":", mqtt_port_));
+    }
+  }
   auto port = cluster_->start();
   if (!port.ok()) return port.status();
   cluster_port_ = *port;
@@ -722,6 +827,10 @@ absl::Status Node::startMetrics() {
 }
 
 void Node::stop() {
+  stop_requested_ = true;
+  if (drain_thread_.joinable() && std::this_thread::get_id() != drain_thread_.get_id()) {
+    drain_thread_.join();
+  }
   for (auto& w : workers_) w->stop();
   if (spool_) spool_->stop();
   if (cluster_) cluster_->stop();

@@ -11,6 +11,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -52,6 +53,11 @@ struct NodeOptions {
   std::string cluster_secret;
   std::optional<cluster::TlsMaterial> cluster_tls;  // mutual TLS on the cluster port
   cluster::MembershipTimeouts cluster_timeouts;
+  // --mqtt_advertise: the MQTT address clients reach this node at (Server
+  // Reference of a draining peer); empty: --mqtt_listen.
+  std::string mqtt_advertise;
+  // --drain_timeout: how long a drain may take before the node stops anyway.
+  int64_t drain_timeout_ms = 30000;
   // --cluster_spool_max_messages: messages kept on disk per peer whose link is down.
   uint64_t cluster_spool_max_messages = 1000000;
 };
@@ -127,12 +133,24 @@ class Node {
   uint64_t claimStamp();
   // Any thread: asks the other nodes for their session of `client_id` (see
   // cluster::ClusterNode::claimSession; `done` runs on a cluster thread).
-  void claimSession(const std::string& client_id, uint64_t stamp,
+  void claimSession(const std::string& client_id, uint64_t stamp, bool pull,
                     cluster::ClusterNode::ClaimDone done);
   void answerClaim(uint32_t node, uint64_t request_id, cluster::SessionAnswer answer);
   void confirmHandover(uint32_t node, const std::string& client_id, uint64_t handover_id);
   void appendToSession(uint32_t node, const std::string& client_id, uint64_t handover_id,
                        std::string transfer);
+  // A handed-over session's filter stops (starts again) counting as this node's
+  // route, while its subscription stays in the router.
+  void routeRemoved(const std::string& filter);
+  void routeAdded(const std::string& filter);
+  // Asks node `node` to take over this node's session of `client_id` (drain).
+  void pullSession(uint32_t node, const std::string& client_id);
+  // Thread-safe: starts draining (cluster only; false if it already is, or
+  // there is no cluster). The node stops by itself when done: drained().
+  bool requestDrain();
+  bool draining() const { return draining_.load(std::memory_order_relaxed); }
+  // The drain is over (sessions handed over, or its timeout passed): stop().
+  bool drained() const { return drained_.load(std::memory_order_relaxed); }
   // A cluster-wide unique id for a session handed over from this node.
   uint64_t nextHandoverId() { return next_handover_id_.fetch_add(1, std::memory_order_relaxed); }
   uint32_t workerCount() const { return static_cast<uint32_t>(workers_.size()); }
@@ -179,6 +197,12 @@ class Node {
   std::vector<std::unique_ptr<Worker>> workers_;
   std::atomic<uint64_t> next_session_id_{1};
   std::atomic<uint64_t> next_handover_id_{1};  // seeded from the wall clock at start()
+  // Draining (Node::drain on drain_thread_).
+  void drain();
+  std::atomic<bool> draining_{false};
+  std::atomic<bool> drained_{false};
+  std::atomic<bool> stop_requested_{false};
+  std::thread drain_thread_;
   uint16_t mqtt_port_ = 0;
   uint16_t cluster_port_ = 0;
   std::optional<uint16_t> metrics_port_;

@@ -55,24 +55,67 @@ bool Worker::claimInCluster(Client& client, codec::ConnectPacket& connect) {
     PendingConnect& pending = it->second;
     Client* older = pending.client;
     pending.client = &client;
+    pending.pull = false;
     pending.connect = std::move(connect);
     client.awaitCluster();
     if (older != nullptr) older->connection().closeNow("replaced by a newer connect of its client id");
     return true;
   }
+  client.awaitCluster();
+  startClaim(client_id, &client, std::move(connect));
+  return true;
+}
+
+void Worker::startClaim(const std::string& client_id, Client* client, codec::ConnectPacket connect) {
   const uint64_t stamp = node_.claimStamp();
   PendingConnect& pending = pending_connects_[client_id];
   pending.stamp = stamp;
-  pending.client = &client;
+  pending.client = client;
+  pending.pull = client == nullptr;
   pending.connect = std::move(connect);
-  client.awaitCluster();
-  node_.claimSession(client_id, stamp,
+  node_.claimSession(client_id, stamp, pending.pull,
                      [this, client_id, stamp](std::vector<cluster::SessionAnswer> answers) {
                        post([this, client_id, stamp, answers = std::move(answers)]() mutable {
                          onClaimAnswered(client_id, stamp, std::move(answers));
                        });
                      });
-  return true;
+}
+
+void Worker::pullSession(uint32_t from_node, const std::string& client_id) {
+  // A connect of it here claims it already.
+  if (pending_connects_.contains(client_id)) return;
+  log().debug("taking over client '{}' from draining node {}", client_id, from_node);
+  codec::ConnectPacket connect;
+  connect.client_id = client_id;
+  connect.clean_start = false;
+  startClaim(client_id, nullptr, std::move(connect));
+}
+
+void Worker::stopAccepting() {
+  if (listener_) listener_->stop();
+}
+
+void Worker::handOver(const std::vector<std::pair<uint32_t, std::string>>& targets,
+                      bool disconnect_clients) {
+  if (targets.empty()) return;
+  auto target = [&](const std::string& client_id) -> const std::pair<uint32_t, std::string>& {
+    return targets[std::hash<std::string>{}(client_id) % targets.size()];
+  };
+  if (disconnect_clients) {
+    std::vector<Client*> connected;
+    for (auto& [ptr, client] : clients_) connected.push_back(ptr);
+    for (Client* c : connected) {
+      session::Session* s = c->session();
+      const std::string& address = s != nullptr ? target(s->clientId()).second : targets[0].second;
+      // MQTT 5: 0x9C "use another server" with its address; 3.1.1: a plain close.
+      // No will: the client is not gone, its session moves.
+      c->redirect(address);
+    }
+  }
+  for (const auto& [id, s] : sessions_) {
+    if (s->client != nullptr || s->handed_over != 0) continue;
+    node_.pullSession(target(s->clientId()).first, s->clientId());
+  }
 }
 
 void Worker::onClaimAnswered(const std::string& client_id, uint64_t stamp,
@@ -104,29 +147,41 @@ void Worker::onClaimAnswered(const std::string& client_id, uint64_t stamp,
   }
   if (pending.client != nullptr) {
     pending.client->resumeConnect(std::move(pending.connect));
+
   } else if (findSession(client_id) == nullptr) {
     node_.registry().release(client_id, index_);
   }
   // Newer claims of other nodes waited for this connect: they take over now.
   for (const PendingConnect::Deferred& d : pending.deferred) {
-    onSessionClaim(d.node, d.request_id, client_id, d.stamp);
+    onSessionClaim(d.node, d.request_id, client_id, d.stamp, d.pull);
   }
 }
 
 void Worker::onSessionClaim(uint32_t node, uint64_t request_id, const std::string& client_id,
-                            uint64_t stamp) {
+                            uint64_t stamp, bool pull) {
   cluster::SessionAnswer answer;
   if (auto it = pending_connects_.find(client_id); it != pending_connects_.end()) {
     PendingConnect& pending = it->second;
-    if (std::pair(pending.stamp, node_.options().node_id) > std::pair(stamp, node)) {
+    if (pull) {
+      // A connect (or another pull) here gathers the session itself.
+      node_.answerClaim(node, request_id, std::move(answer));
+    } else if (!pending.pull &&
+               std::pair(pending.stamp, node_.options().node_id) > std::pair(stamp, node)) {
       answer.kind = cluster::SessionAnswer::Kind::kNewerClaim;
       node_.answerClaim(node, request_id, std::move(answer));
     } else {
-      pending.deferred.push_back({node, request_id, stamp});
+      // An older connect here, or a pull (which yields to any connect): the
+      // claim is answered once it completed.
+      pending.deferred.push_back({node, request_id, stamp, pull});
     }
     return;
   }
   session::Session* s = findSession(client_id);
+  if (pull && s != nullptr && s->client != nullptr) {
+    // Its client is connected here: the session stays (the pull is moot).
+    node_.answerClaim(node, request_id, std::move(answer));
+    return;
+  }
   if (s != nullptr && s->client != nullptr) {
     // §3.1.4-3 / MQTT 5 §3.1.4: the client connected elsewhere takes over.
     static_cast<Client*>(s->client)
@@ -153,32 +208,83 @@ void Worker::onSessionClaim(uint32_t node, uint64_t request_id, const std::strin
 void Worker::onHandoverDone(const std::string& client_id, uint64_t handover_id) {
   session::Session* s = findSession(client_id);
   if (s == nullptr || s->handed_over != handover_id || s->client != nullptr) return;
-  if (s->queue.size() > s->handed_over_queued) {
-    // Published while the routes moved: queued here after the handover. They
-    // follow the session; this copy goes once they are stored there too.
-    const Clocks clocks = iterationClocks();
-    records::SessionTransfer late;
-    *late.mutable_session() = toSessionRecord(*s, clocks, clocks.wall_ms);
-    size_t i = 0;
-    s->queue.forEach([&](session::OutboundMessage& out) {
-      if (i++ < s->handed_over_queued) return;
-      auto* e = late.add_queue();
-      e->set_qos(out.qos);
-      e->set_retain(out.retain);
-      addSubscriptionIds(out.subscription_ids, e);
-      *e->mutable_message() = toMessageRecord(*out.message, clocks);
-    });
-    log().info("{} messages queued for client '{}' after its handover follow it to node {}",
-               late.queue_size(), client_id, s->handed_over_to);
-    s->handed_over_queued = s->queue.size();
-    node_.appendToSession(s->handed_over_to, client_id, handover_id, late.SerializeAsString());
-    return;
+  s->handover_confirmed = true;
+  if (sendLateMessages(*s)) return;
+  if (s->handover_grace_until == 0) {
+    // Peers learn the new owner's routes a link delivery later: until then they
+    // may still route its messages here. Its routes are withdrawn now; what
+    // still arrives follows it (onTick), for a while.
+    s->handover_grace_until = now() + kHandoverGraceMs;
+    moving_sessions_.push_back(client_id);
+    detachRoutes(*s, true);
   }
-  // The session lives on over there; its will went with it (a reconnect there
-  // cancelled a delayed one).
-  s->will.reset();
-  s->will_due_ms = 0;
-  endSession(*s);
+}
+
+bool Worker::sendLateMessages(session::Session& s) {
+  if (s.queue.size() <= s.handed_over_queued) return false;
+  // Published while the routes moved: queued here after the handover. They
+  // follow the session; this copy goes once they are stored there too.
+  const Clocks clocks = iterationClocks();
+  records::SessionTransfer late;
+  *late.mutable_session() = toSessionRecord(s, clocks, clocks.wall_ms);
+  size_t i = 0;
+  s.queue.forEach([&](session::OutboundMessage& out) {
+    if (i++ < s.handed_over_queued) return;
+    auto* e = late.add_queue();
+    e->set_qos(out.qos);
+    e->set_retain(out.retain);
+    addSubscriptionIds(out.subscription_ids, e);
+    *e->mutable_message() = toMessageRecord(*out.message, clocks);
+  });
+  log().info("{} messages queued for client '{}' after its handover follow it to node {}",
+             late.queue_size(), s.clientId(), s.handed_over_to);
+  s.handed_over_queued = s.queue.size();
+  s.handover_confirmed = false;
+  node_.appendToSession(s.handed_over_to, s.clientId(), s.handed_over, late.SerializeAsString());
+  return true;
+}
+
+void Worker::detachRoutes(session::Session& s, bool detach) {
+  if (s.routes_detached == detach) return;
+  s.routes_detached = detach;
+  for (const auto& [filter, options] : s.subscriptions) {
+    if (detach) {
+      node_.routeRemoved(filter);
+    } else {
+      node_.routeAdded(filter);
+    }
+  }
+}
+
+void Worker::cancelHandover(session::Session& s) {
+  // Its client connected here again: the session stays.
+  detachRoutes(s, false);
+  s.handed_over = 0;
+  s.handover_grace_until = 0;
+  s.handover_confirmed = false;
+}
+
+void Worker::tickMovingSessions() {
+  for (size_t i = 0; i < moving_sessions_.size();) {
+    session::Session* s = findSession(moving_sessions_[i]);
+    if (s == nullptr || s->handed_over == 0 || s->client != nullptr) {
+      // Ended, or its client came back here.
+      moving_sessions_[i] = std::move(moving_sessions_.back());
+      moving_sessions_.pop_back();
+      continue;
+    }
+    if (!s->handover_confirmed || sendLateMessages(*s) || now() < s->handover_grace_until) {
+      ++i;
+      continue;
+    }
+    // The session lives on over there; its will went with it (a reconnect there
+    // cancelled a delayed one).
+    s->will.reset();
+    s->will_due_ms = 0;
+    moving_sessions_[i] = std::move(moving_sessions_.back());
+    moving_sessions_.pop_back();
+    endSession(*s);
+  }
 }
 
 void Worker::onSessionAppend(uint32_t node, const std::string& client_id, uint64_t handover_id,

@@ -134,7 +134,7 @@ void Worker::deliverMatched(const router::MessagePtr& message) {
       if (sd.confirm) ack_token = publish_ack_token_;
     }
     if (d.destination.worker == index_) {
-      deliverLocal(d.destination.session_id, std::move(out), *client);
+      deliverLocal(d.destination.session_id, std::move(out), *client, delivering_forwarded_);
     } else if (d.destination.remote()) {
       // Another node has a matching subscription: the message goes there once
       // (the router gives one delivery per destination), with its own QoS.
@@ -143,7 +143,8 @@ void Worker::deliverMatched(const router::MessagePtr& message) {
                     forwards_[static_cast<uint32_t>(d.destination.session_id)]);
     } else if (d.destination.worker < outgoing_.size()) {
       outgoing_[d.destination.worker].push_back(
-          {d.destination.session_id, std::move(out), *client, ack_token, index_});
+          {d.destination.session_id, std::move(out), *client, ack_token, index_,
+           delivering_forwarded_});
     }
   }
   match_scratch_.clear();
@@ -180,9 +181,16 @@ void Worker::discardMatched() {
 }
 
 void Worker::deliverLocal(uint64_t session_id, session::OutboundMessage&& out,
-                          const std::shared_ptr<const std::string>& client_id) {
+                          const std::shared_ptr<const std::string>& client_id, bool forwarded) {
   auto it = sessions_.find(session_id);
   session::Session* s = it == sessions_.end() ? nullptr : it->second.get();
+  if (s != nullptr && s->routes_detached && !forwarded) {
+    // Handed over, its routes withdrawn: a publish from this node reaches the
+    // new owner through its route (which this node applied before the owner's
+    // confirmation). Only forwards from peers that may not know it yet follow
+    // the session from here.
+    s = nullptr;
+  }
   if (out.stored_id != 0 && (s == nullptr || !s->stored)) {
     // Its queue entry was written for a session that ended or left the store
     // since: delete the entry; deliver in memory if the session is still here.
@@ -212,7 +220,7 @@ void Worker::drainInbox() {
     batch.swap(inbox_);
   }
   for (auto& d : batch) {
-    deliverLocal(d.session_id, std::move(d.out), d.client_id);
+    deliverLocal(d.session_id, std::move(d.out), d.client_id, d.forwarded);
     // Durable once this iteration's commit is done: then the publisher's worker
     // may send the ack (onIterationEnd).
     if (d.ack_token != 0 && d.ack_worker < confirms_.size()) {
@@ -241,7 +249,9 @@ void Worker::deliverForwarded(uint32_t from_node, std::string packed) {
       stats_.drop(handlers::DropReason::kStoreFull);
       continue;
     }
+    delivering_forwarded_ = true;
     deliverMatched(m);
+    delivering_forwarded_ = false;
   }
 }
 
@@ -283,7 +293,9 @@ session::Session& Worker::createSession(const std::string& client_id) {
 void Worker::endSession(session::Session& s) {
   if (s.stored) dropDurability(s, /*update_router=*/false);
   const router::Destination dest{s.id(), index_};
-  for (const auto& [filter, opts] : s.subscriptions) node_.router().unsubscribe(filter, dest);
+  for (const auto& [filter, opts] : s.subscriptions) {
+    node_.router().unsubscribe(filter, dest, /*notify=*/!s.routes_detached);
+  }
   if (s.will && s.will_due_ms != 0) {
     // §3.1.3.2.2: a delayed will is due at the latest when the session ends.
     codec::Will will = std::move(*s.will);
@@ -386,6 +398,7 @@ void Worker::onIterationEnd() {
 
 void Worker::onTick() {
   const int64_t now = loop_.now();
+  if (!moving_sessions_.empty()) tickMovingSessions();
   const int64_t connect_timeout = config().connect_timeout_ms;
   for (auto& [ptr, c] : clients_) {
     if (c->state() == Client::State::kAwaitConnect) {

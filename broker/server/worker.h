@@ -44,6 +44,7 @@ struct RemoteDelivery {
   // target worker, which confirms it to worker `ack_worker` after its commit.
   uint64_t ack_token = 0;
   uint32_t ack_worker = 0;
+  bool forwarded = false;  // another node forwarded the message here
 };
 
 class Worker : public handlers::BrokerContext {
@@ -121,10 +122,11 @@ class Worker : public handlers::BrokerContext {
   // --- session takeover between nodes (takeover.cc; docs/architecture.md,
   // "Session ownership") ---
   bool claimInCluster(handlers::Client& client, codec::ConnectPacket& connect) override;
+  void cancelHandover(session::Session& s) override;
   // On this worker's thread: node `node` claims the session of `client_id` for a
   // connect there (ordered by (stamp, node) against a connect in progress here).
   void onSessionClaim(uint32_t node, uint64_t request_id, const std::string& client_id,
-                      uint64_t stamp);
+                      uint64_t stamp, bool pull);
   // On this worker's thread: the session handed over as `handover_id` is stored
   // on the node that claimed it: it ends here.
   void onHandoverDone(const std::string& client_id, uint64_t handover_id);
@@ -132,6 +134,17 @@ class Worker : public handlers::BrokerContext {
   // over here as `handover_id`, after the handover.
   void onSessionAppend(uint32_t node, const std::string& client_id, uint64_t handover_id,
                        const std::string& transfer);
+  // On this worker's thread: draining node `from_node` asks this node to take
+  // over its session of `client_id` (a claim without a client).
+  void pullSession(uint32_t from_node, const std::string& client_id);
+  // --- draining this node (Node::drain) ---
+  // On this worker's thread: no new connections.
+  void stopAccepting();
+  // On this worker's thread: disconnects the clients (MQTT 5: 0x9C with the
+  // MQTT address of the peer that takes their session) and asks the peers to
+  // take over every session here (each to the peer its client id hashes to).
+  void handOver(const std::vector<std::pair<uint32_t, std::string>>& targets,
+                bool disconnect_clients);
 
   const handlers::WorkerStats& stats() const { return stats_; }
   // Before start(): the journal this worker writes its inflight records to
@@ -142,9 +155,22 @@ class Worker : public handlers::BrokerContext {
 
  private:
   // Session takeover (takeover.cc).
+  // Claims `client_id`'s session from the other nodes for `client` (null: a
+  // pull, nobody waiting) and its CONNECT.
+  void startClaim(const std::string& client_id, handlers::Client* client,
+                  codec::ConnectPacket connect);
   void onClaimAnswered(const std::string& client_id, uint64_t stamp,
                        std::vector<cluster::SessionAnswer> answers);
   records::SessionTransfer exportSession(session::Session& s);
+  // Sends what was queued for a handed-over session since it was sent last
+  // (SessionAppend); false when nothing was.
+  bool sendLateMessages(session::Session& s);
+  // Ends handed-over sessions whose grace time passed with nothing late.
+  void tickMovingSessions();
+  // Withdraws (or announces again) the session's filters as this node's routes,
+  // leaving its subscriptions in the router.
+  void detachRoutes(session::Session& s, bool detach);
+  static constexpr int64_t kHandoverGraceMs = 1000;
   // Adds what another node handed over to this worker's session of that client
   // id (created if there is none) and records it all in this iteration's batch.
   void importSession(const records::SessionTransfer& transfer);
@@ -159,8 +185,9 @@ class Worker : public handlers::BrokerContext {
   void drainInbox();
   // Fills match_scratch_ (local destinations only with `local_only`).
   size_t matchInto(const router::MessagePtr& message, bool local_only);
+  // `forwarded`: the message came from another node (deliverForwarded).
   void deliverLocal(uint64_t session_id, session::OutboundMessage&& out,
-                    const std::shared_ptr<const std::string>& client_id);
+                    const std::shared_ptr<const std::string>& client_id, bool forwarded);
   // Commits write_set_ (group commit: once per iteration, before the output),
   // then sends or fails the acks held for it.
   void commitWrites();
@@ -200,6 +227,7 @@ class Worker : public handlers::BrokerContext {
   absl::flat_hash_map<std::string, session::Session*> sessions_by_client_id_;
 
   std::vector<router::Delivery> match_scratch_;
+  bool delivering_forwarded_ = false;  // deliverMatched() of a forwarded message
   // Per entry of match_scratch_ after persistMatched(): its stored id (0: not
   // durable), whether the message is shared, and the client id of the entry.
   struct StoredDelivery {
@@ -256,10 +284,12 @@ class Worker : public handlers::BrokerContext {
     uint64_t stamp = 0;
     handlers::Client* client = nullptr;  // null once it closed
     codec::ConnectPacket connect;
+    bool pull = false;  // no client: taking over a draining node's session
     struct Deferred {
       uint32_t node;
       uint64_t request_id;
       uint64_t stamp;
+      bool pull;
     };
     std::vector<Deferred> deferred;
   };
@@ -272,6 +302,8 @@ class Worker : public handlers::BrokerContext {
     uint64_t handover_id;
   };
   std::vector<HandoverConfirm> handover_confirms_;
+  // Client ids of sessions handed over and confirmed, kept for the grace time.
+  std::vector<std::string> moving_sessions_;
   // Forwards written to the node queue in this iteration (reported to the
   // NodeSpool after the commit), and the ack tokens they held.
   struct Spooled {

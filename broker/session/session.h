@@ -129,6 +129,14 @@ class Session {
   uint64_t handed_over = 0;
   uint32_t handed_over_to = 0;      // the node
   size_t handed_over_queued = 0;    // entries of `queue` already sent there
+  bool handover_confirmed = false;  // that node stored everything sent so far
+  // Monotonic ms until which this copy stays after the handover was confirmed
+  // (publishes routed here by peers that do not know the new owner's routes
+  // yet follow the session); 0: not yet confirmed.
+  int64_t handover_grace_until = 0;
+  // Its subscriptions no longer count as this node's routes (the peers route
+  // to the new owner); they stay in the router to catch what is in flight.
+  bool routes_detached = false;
 
   // --- will (§3.1.2.5, MQTT 5 §3.1.3.2.2) ---
   // Held by pointer: a Will with its properties is ~600 bytes, and most sessions

@@ -46,6 +46,12 @@ ABSL_FLAG(std::string, cluster_tls_cert_file, "",
 ABSL_FLAG(std::string, cluster_tls_key_file, "", "PEM private key of --cluster_tls_cert_file");
 ABSL_FLAG(std::string, cluster_tls_ca_file, "",
           "PEM CA certificates that sign every node's (and gannetctl's) certificate");
+ABSL_FLAG(std::string, mqtt_advertise, "",
+          "HOST:PORT clients reach this node's MQTT listener at (sent to clients of a draining "
+          "peer as Server Reference); default: --mqtt_listen");
+ABSL_FLAG(uint32_t, drain_timeout, 30,
+          "Seconds a drain (SIGTERM in a cluster, gannetctl drain) may take before the node "
+          "stops anyway, leaving what it could not hand over on disk");
 ABSL_FLAG(uint64_t, cluster_spool_max_messages, 1000000,
           "Messages kept on disk for a peer whose link is down, sent when it is back; over "
           "this, publishes that match it are refused (QoS >= 1) or dropped (QoS 0)");
@@ -202,6 +208,13 @@ gannet::server::NodeOptions optionsFromFlags() {
       o.cluster_tls = std::move(*m);
     }
   }
+  o.mqtt_advertise = absl::GetFlag(FLAGS_mqtt_advertise);
+  if (auto a = gannet::net::parseHostPort(o.mqtt_advertise); !o.mqtt_advertise.empty() && !a.ok()) {
+    usageError(absl::StrCat("--mqtt_advertise: ", a.status().message()));
+  }
+  o.drain_timeout_ms =
+      int64_t{checkedRange<uint32_t>("drain_timeout", absl::GetFlag(FLAGS_drain_timeout), 1, 86400)} *
+      1000;
   o.cluster_spool_max_messages = checkedRange<uint64_t>(
       "cluster_spool_max_messages", absl::GetFlag(FLAGS_cluster_spool_max_messages), 0,
       uint64_t{1} << 40);
@@ -287,9 +300,26 @@ int main(int argc, char** argv) {
     return 1;
   }
   log.info("gannet {} node {} ready", GANNET_VERSION, node.options().node_id);
-  int sig = 0;
-  sigwait(&signals, &sig);
-  log.info("received {}, shutting down", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+  // SIGTERM in a cluster drains the node (sessions to the peers, clients
+  // redirected), then it stops; a second SIGTERM, or SIGINT, stops it at once.
+  // `gannetctl drain` starts the same drain.
+  while (true) {
+    timespec wait{0, 100 * 1000 * 1000};
+    const int sig = sigtimedwait(&signals, nullptr, &wait);
+    if (sig == SIGTERM && node.clustered() && !node.draining()) {
+      log.info("received SIGTERM: draining");
+      node.requestDrain();
+      continue;
+    }
+    if (sig == SIGTERM || sig == SIGINT) {
+      log.info("received {}, shutting down", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+      break;
+    }
+    if (node.drained()) {
+      log.info("drained, shutting down");
+      break;
+    }
+  }
   node.stop();
   node.wait();
   log.info("stopped");

@@ -70,16 +70,29 @@ int status() {
     std::fprintf(stderr, "gannetctl: %s\n", std::string(members.status().message()).c_str());
     return 1;
   }
-  std::printf("%-5s %-24s %-12s %-15s %-11s %-11s %-7s %s\n", "node", "cluster address", "state",
-              "incarnation", "last heard", "connections", "routes", "mqtt");
+  std::printf("%-5s %-24s %-12s %-15s %-11s %-11s %-7s %-9s %s\n", "node", "cluster address",
+              "state", "incarnation", "last heard", "connections", "routes", "sessions", "mqtt");
   for (const auto& m : *members) {
-    std::printf("%-5u %-24s %-12s %-15llu %-11s %-11llu %-7llu %s\n", m.node_id,
+    std::printf("%-5u %-24s %-12s %-15llu %-11s %-11llu %-7llu %-9llu %s\n", m.node_id,
                 m.cluster_address.c_str(), m.state.c_str(),
                 static_cast<unsigned long long>(m.incarnation), ago(m.last_heard_ms_ago).c_str(),
                 static_cast<unsigned long long>(m.connections),
                 static_cast<unsigned long long>(m.routes),
+                static_cast<unsigned long long>(m.sessions),
                 m.mqtt_address.empty() ? "-" : m.mqtt_address.c_str());
   }
+  return 0;
+}
+
+int drain() {
+  auto sessions = gannet::cluster::startDrain(absl::GetFlag(FLAGS_server), secret(),
+                                              absl::GetFlag(FLAGS_timeout_ms), tls());
+  if (!sessions.ok()) {
+    std::fprintf(stderr, "gannetctl: %s\n", std::string(sessions.status().message()).c_str());
+    return absl::IsAlreadyExists(sessions.status()) ? 0 : 1;
+  }
+  std::printf("%s: draining, %llu sessions to hand over; it exits when done (watch `status`)\n",
+              absl::GetFlag(FLAGS_server).c_str(), static_cast<unsigned long long>(*sessions));
   return 0;
 }
 
@@ -90,11 +103,15 @@ int main(int argc, char** argv) {
       "Operator commands against a gannet node.\n"
       "  gannetctl --server=HOST:PORT --cluster_secret_file=FILE status\n"
       "Commands:\n"
-      "  status   the cluster's members as that node sees them: state (alive, suspect,\n"
-      "           dead, unreachable), incarnation, last heard, connections, routes");
+      "  status   the cluster's members as that node sees them: state (alive, draining,\n"
+      "           suspect, dead, unreachable), incarnation, last heard, connections,\n"
+      "           routes, sessions\n"
+      "  drain    hand the node's sessions to its peers, disconnect its clients (MQTT 5:\n"
+      "           0x9C with a Server Reference) and stop it (exit 0), like SIGTERM");
   std::vector<char*> args = absl::ParseCommandLine(argc, argv);
-  if (args.size() != 2) usageError("expected one command: status");
+  if (args.size() != 2) usageError("expected one command: status or drain");
   const std::string command = args[1];
   if (command == "status") return status();
+  if (command == "drain") return drain();
   usageError(absl::StrCat("unknown command '", command, "'"));
 }

@@ -8,6 +8,7 @@ detection is tested in seconds; waits poll for the state, never sleep blindly.""
 
 import os
 import re
+import signal
 import socket
 import subprocess
 import sys
@@ -79,8 +80,9 @@ class ClusterTestCase(BrokerTestCase):
         return flags
 
     def start_node(self, i, **kw):
+        # Stopped with SIGINT (at once): SIGTERM would drain it into the others.
         b = Broker(self.node_flags(i, **kw), kind="gannet", metrics=self.node_metrics,
-                   log_sink=self._broker_logs)
+                   log_sink=self._broker_logs, stop_signal=signal.SIGINT)
         self.addCleanup(b.stop)
         b.start()
         self.nodes[i] = b

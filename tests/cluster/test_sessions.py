@@ -240,7 +240,7 @@ class SplitSessionTest(ClusterTestCase):
         first = self.raw(4, client_id=cid, clean=False, broker=self.nodes[1])
         first.subscribe(f"{base}/a", qos=1)
         first.disconnect()
-        self.nodes[1].terminate()
+        self.nodes[1].kill9()  # down with its copy (a drain would hand it over)
         self.start_node(2)
         self.wait_state(3, 2, "alive")
         second = self.raw(4, client_id=cid, clean=False, broker=self.nodes[2])

@@ -172,8 +172,11 @@ class Broker:
     """
 
     def __init__(self, flags=None, metrics=False, kind=BROKER_KIND, data_dir=None,
-                 log_sink=None, mosquitto_persistence=False):
+                 log_sink=None, mosquitto_persistence=False, stop_signal=signal.SIGTERM):
         self.kind = kind
+        # What terminate() sends by default (a cluster node drains on SIGTERM;
+        # the cluster tests stop theirs with SIGINT unless a test drains).
+        self.stop_signal = stop_signal
         self.flags = dict(flags or {})
         self.metrics = metrics
         self.tmp = tempfile.mkdtemp(prefix=f"{kind}-it-")
@@ -330,12 +333,13 @@ class Broker:
             raise BrokerError(f"{self.kind} died unexpectedly with code {self.proc.returncode}; "
                               f"log:\n{self.log_tail()}")
 
-    def terminate(self, timeout=10.0):
-        """SIGTERM and wait; returns the exit code (SIGKILL after timeout, then raises)."""
+    def terminate(self, timeout=10.0, sig=None):
+        """SIGTERM (or `sig`, or the broker's stop_signal) and wait; returns the
+        exit code (SIGKILL after timeout, then raises)."""
         if self.proc is None or self.proc.poll() is not None:
             return self.proc.returncode if self.proc else None
         self._expected_exit = True
-        self.proc.send_signal(signal.SIGTERM)
+        self.proc.send_signal(sig or self.stop_signal)
         try:
             rc = self.proc.wait(scaled(timeout))
         except subprocess.TimeoutExpired:
@@ -344,6 +348,17 @@ class Broker:
             raise BrokerError(f"{self.kind} did not exit within {timeout}s of SIGTERM; killed")
         finally:
             _LIVE_BROKERS.discard(self)
+        self.last_returncode = rc
+        return rc
+
+    def wait_exit(self, timeout=10.0):
+        """Wait for the broker to exit by itself (a drained node); its exit code."""
+        self._expected_exit = True
+        try:
+            rc = self.proc.wait(scaled(timeout))
+        except subprocess.TimeoutExpired:
+            raise BrokerError(f"{self.kind} still running after {timeout}s") from None
+        _LIVE_BROKERS.discard(self)
         self.last_returncode = rc
         return rc
 

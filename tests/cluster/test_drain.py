@@ -1,0 +1,179 @@
+"""Draining a node (issue 5): `gannetctl drain` or SIGTERM makes a node stop
+accepting connections, hand every session to the other nodes, redirect its
+clients (MQTT 5: DISCONNECT 0x9C with a Server Reference; 3.1.1: close) and
+exit 0. Clients that reconnect elsewhere find their sessions (session present)
+and every message acknowledged to a publisher, also those published during the
+drain. Duplicates (QoS 1 is at least once) are counted and printed."""
+
+import signal
+import threading
+import unittest
+
+from cluster_fixture import ClusterTestCase
+from gannet_fixture import P, T, ConnectionClosed, RawClient, unique, wait_for
+
+EXPIRY = {P.SESSION_EXPIRY_INTERVAL: 3600}
+
+
+class Subscriber:
+    """A persistent subscriber that reads and acknowledges in a thread and, when
+    its connection is closed, reconnects: MQTT 5 to the Server Reference it was
+    given, 3.1.1 to `fallback_port`."""
+
+    def __init__(self, test, node, client_id, version, topic, fallback_port):
+        self.test, self.client_id, self.version = test, client_id, version
+        self.fallback_port = fallback_port
+        self.got, self.reasons, self.presents, self.errors = [], [], [], []
+        self.stop = threading.Event()
+        self.client = self.connect(test.nodes[node].port)
+        self.client.subscribe(topic, qos=1)
+        self.thread = threading.Thread(target=self.run)
+        self.thread.start()
+
+    def connect(self, port):
+        c = RawClient(port, self.version)
+        self.test.addCleanup(c.close)
+        ack = c.connect(self.client_id, clean=False, props=EXPIRY if self.version == 5 else None)
+        self.presents.append(ack.session_present)
+        return c
+
+    def run(self):
+        disconnect = None
+        while not self.stop.is_set():
+            try:
+                p = self.client.recv_packet(timeout=0.2)
+            except AssertionError:
+                continue
+            except (ConnectionClosed, OSError):
+                port = self.fallback_port
+                if disconnect is not None:
+                    self.reasons.append(disconnect.rc)
+                    ref = disconnect.props.get(P.SERVER_REFERENCE)
+                    if ref:
+                        port = int(ref.rsplit(":", 1)[1])
+                disconnect = None
+                try:
+                    self.client = self.connect(port)
+                except Exception as e:  # noqa: BLE001 - reported by the test
+                    self.errors.append(repr(e))
+                    return
+                continue
+            if p.type == T.DISCONNECT:
+                disconnect = p
+                continue
+            if p.type == T.PUBLISH:
+                self.got.append(int(p.payload))
+                try:
+                    self.client.ack(p)
+                except OSError:
+                    pass  # closed meanwhile: the next read reconnects (and it comes again)
+
+    def finish(self):
+        self.stop.set()
+        self.thread.join()
+
+
+class DrainTest(ClusterTestCase):
+    cluster_flags = dict(ClusterTestCase.cluster_flags, drain_timeout=15, max_queued_messages=100000)
+
+    def publish_continuously(self, node, topic):
+        acked, stop = [], threading.Event()
+        pub = self.raw(4, broker=self.nodes[node])
+
+        def run():
+            i = 0
+            while not stop.is_set():
+                if pub.publish(topic, f"{i}".encode(), 1).rc == 0:
+                    acked.append(i)
+                i += 1
+
+        t = threading.Thread(target=run)
+        t.start()
+        return acked, stop, t
+
+    def assert_all_delivered(self, name, got, acked):
+        missing = sorted(set(acked) - set(got))
+        dups = len(got) - len(set(got))
+        print(f"\n{name}: {len(acked)} acknowledged, {len(set(got))} delivered, {dups} duplicates")
+        self.assertEqual(missing, [], f"{name}: acknowledged, never delivered")
+
+    def test_drain_under_load_loses_no_acknowledged_message(self):
+        base = unique("dr")
+        topic = f"{base}/t"
+        subs = [Subscriber(self, 1, unique(f"live{v}"), v, topic, self.nodes[3].port)
+                for v in (5, 5, 4, 4)]
+        offline = []
+        for v in (5, 4):
+            cid = unique(f"off{v}")
+            c = self.raw(v, broker=self.nodes[1], client_id=cid, clean=False,
+                         props=EXPIRY if v == 5 else None)
+            c.subscribe(topic, qos=1)
+            c.disconnect()
+            offline.append((cid, v))
+        self.wait_routes(2, 1, lambda n: n == 1)
+        acked, stop, publisher = self.publish_continuously(2, topic)
+        try:
+            wait_for(lambda: len(acked) >= 300, timeout=30, message="300 acknowledged")
+            rc, out, err = self.gannetctl(1, "drain")
+            self.assertEqual(rc, 0, err)
+            self.assertIn("draining", out)
+            self.assertEqual(self.nodes[1].wait_exit(timeout=20), 0, "a drained node exits 0")
+            self.assertIn("drain done", self.nodes[1].log_text())
+            at_exit = len(acked)
+            wait_for(lambda: len(acked) >= at_exit + 300, timeout=30,
+                     message="300 more acknowledged after the drain")
+        finally:
+            stop.set()
+            publisher.join()
+        last = acked[-1]
+        for s in subs:
+            try:
+                wait_for(lambda: last in s.got or s.errors, timeout=20,
+                         message=f"{s.client_id} to get the last message")
+            except AssertionError:
+                s.finish()
+                raise AssertionError(
+                    f"{s.client_id}: last {last} not delivered; presents {s.presents}, reasons "
+                    f"{s.reasons}, errors {s.errors}, {len(s.got)} got, missing "
+                    f"{sorted(set(acked) - set(s.got))[:20]}") from None
+            s.finish()
+            self.assertEqual(s.errors, [], f"{s.client_id} could not reconnect")
+            self.assertEqual(s.presents[1:], [True], f"{s.client_id}: session present after the move")
+            if s.version == 5:
+                self.assertEqual(s.reasons, [0x9C], f"{s.client_id}: DISCONNECT 0x9C")
+            self.assert_all_delivered(s.client_id, s.got, acked)
+        for cid, v in offline:
+            c = self.raw(v, broker=self.nodes[2], client_id=cid, clean=False,
+                         props=EXPIRY if v == 5 else None)
+            self.assertTrue(c.connack.session_present, f"{cid} was handed over")
+            got = []
+            while last not in got:
+                p = c.expect_matching(T.PUBLISH, timeout=10)
+                c.ack(p)
+                got.append(int(p.payload))
+            self.assert_all_delivered(cid, got, acked)
+
+    def test_sigterm_drains_and_status_shows_it(self):
+        base, cid = unique("st"), unique("dev")
+        c = self.raw(4, broker=self.nodes[1], client_id=cid, clean=False)
+        c.subscribe(f"{base}/t", qos=1)
+        c.disconnect()
+        self.wait_routes(3, 1, lambda n: n == 1)
+        pub = self.raw(4, broker=self.nodes[3])
+        for i in range(50):
+            pub.publish(f"{base}/t", f"{i}".encode(), 1)
+        self.assertEqual(self.status(2)[1]["state"], "alive")
+        self.assertEqual(self.nodes[1].terminate(sig=signal.SIGTERM), 0)
+        self.assertIn("received SIGTERM: draining", self.nodes[1].log_text())
+        back = self.raw(4, broker=self.nodes[2], client_id=cid, clean=False)
+        self.assertTrue(back.connack.session_present)
+        got = []
+        for _ in range(50):
+            p = back.expect_matching(T.PUBLISH)
+            back.ack(p)
+            got.append(int(p.payload))
+        self.assertEqual(got, list(range(50)))
+
+
+if __name__ == "__main__":
+    unittest.main()
