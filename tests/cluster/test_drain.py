@@ -117,6 +117,9 @@ class DrainTest(ClusterTestCase):
             rc, out, err = self.gannetctl(1, "drain")
             self.assertEqual(rc, 0, err)
             self.assertIn("draining", out)
+            # The others show it draining while it hands its sessions over.
+            wait_for(lambda: self.status(2).get(1, {}).get("state") == "draining", timeout=5,
+                     interval=0.05, message="node 2 to show node 1 draining")
             self.assertEqual(self.nodes[1].wait_exit(timeout=20), 0, "a drained node exits 0")
             self.assertIn("drain done", self.nodes[1].log_text())
             at_exit = len(acked)
