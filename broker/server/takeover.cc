@@ -262,6 +262,7 @@ void Worker::cancelHandover(session::Session& s) {
   s.handed_over = 0;
   s.handover_grace_until = 0;
   s.handover_confirmed = false;
+  s.handover_final = false;
 }
 
 void Worker::tickMovingSessions() {
@@ -273,7 +274,21 @@ void Worker::tickMovingSessions() {
       moving_sessions_.pop_back();
       continue;
     }
-    if (!s->handover_confirmed || sendLateMessages(*s) || now() < s->handover_grace_until) {
+    if (!s->handover_confirmed) {  // an append on its way
+      ++i;
+      continue;
+    }
+    // Forwards still in flight when the peers switched to the new owner's route
+    // arrive within the grace time; later ones went to the new owner too (its
+    // route was known by then) and reach this copy only through another
+    // session's route here: they end with it, instead of being duplicates.
+    const bool over = now() >= s->handover_grace_until;
+    if (!s->handover_final && sendLateMessages(*s)) {
+      if (over) s->handover_final = true;
+      ++i;
+      continue;
+    }
+    if (!over) {
       ++i;
       continue;
     }

@@ -170,7 +170,7 @@ class Worker : public handlers::BrokerContext {
   // Withdraws (or announces again) the session's filters as this node's routes,
   // leaving its subscriptions in the router.
   void detachRoutes(session::Session& s, bool detach);
-  static constexpr int64_t kHandoverGraceMs = 1000;
+  static constexpr int64_t kHandoverGraceMs = 500;
   // Adds what another node handed over to this worker's session of that client
   // id (created if there is none) and records it all in this iteration's batch.
   void importSession(const records::SessionTransfer& transfer);

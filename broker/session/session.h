@@ -134,6 +134,7 @@ class Session {
   // (publishes routed here by peers that do not know the new owner's routes
   // yet follow the session); 0: not yet confirmed.
   int64_t handover_grace_until = 0;
+  bool handover_final = false;      // the last append after the grace time is sent
   // Its subscriptions no longer count as this node's routes (the peers route
   // to the new owner); they stay in the router to catch what is in flight.
   bool routes_detached = false;

@@ -7,6 +7,7 @@ drain. Duplicates (QoS 1 is at least once) are counted and printed."""
 
 import signal
 import threading
+import time
 import unittest
 
 from cluster_fixture import ClusterTestCase
@@ -21,8 +22,9 @@ class Subscriber:
     given, 3.1.1 to `fallback_port`."""
 
     def __init__(self, test, node, client_id, version, topic, fallback_port):
+        """fallback_port: a port, or a function giving one (a node that is up)."""
         self.test, self.client_id, self.version = test, client_id, version
-        self.fallback_port = fallback_port
+        self.fallback_port = fallback_port if callable(fallback_port) else lambda: fallback_port
         self.got, self.reasons, self.presents, self.errors = [], [], [], []
         self.stop = threading.Event()
         self.client = self.connect(test.nodes[node].port)
@@ -45,18 +47,24 @@ class Subscriber:
             except AssertionError:
                 continue
             except (ConnectionClosed, OSError):
-                port = self.fallback_port
+                port = self.fallback_port()
                 if disconnect is not None:
                     self.reasons.append(disconnect.rc)
                     ref = disconnect.props.get(P.SERVER_REFERENCE)
                     if ref:
                         port = int(ref.rsplit(":", 1)[1])
                 disconnect = None
-                try:
-                    self.client = self.connect(port)
-                except Exception as e:  # noqa: BLE001 - reported by the test
-                    self.errors.append(repr(e))
-                    return
+                for attempt in range(50):
+                    try:
+                        self.client = self.connect(port)
+                        break
+                    except (ConnectionClosed, OSError, AssertionError) as e:
+                        # That node went down meanwhile: another one.
+                        if attempt == 49:
+                            self.errors.append(repr(e))
+                            return
+                        time.sleep(0.1)
+                        port = self.fallback_port()
                 continue
             if p.type == T.DISCONNECT:
                 disconnect = p
@@ -176,6 +184,82 @@ class DrainTest(ClusterTestCase):
             back.ack(p)
             got.append(int(p.payload))
         self.assertEqual(got, list(range(50)))
+
+
+class RollingRestartTest(ClusterTestCase):
+    cluster_flags = dict(ClusterTestCase.cluster_flags, drain_timeout=15, max_queued_messages=100000)
+
+    def test_rolling_restart_under_load_loses_nothing(self):
+        """Nodes 1, 2, 3 drained and restarted one after the other while a
+        publisher (reconnecting to a node that is up when its own goes) sends
+        QoS 1 without pause and persistent subscribers follow their sessions."""
+        topic = f"{unique('rr')}/t"
+        up = {1, 2, 3}
+        lock = threading.Lock()
+
+        def some_port(exclude=None):
+            with lock:
+                choices = sorted(n for n in up if n != exclude)
+            return self.nodes[choices[0]].port
+
+        subs = [Subscriber(self, n, unique(f"rr{v}"), v, topic, some_port)
+                for n, v in ((1, 5), (1, 4), (2, 5), (3, 4))]
+        for n in (1, 2, 3):
+            self.wait_routes(n % 3 + 1, n, lambda c: c >= 1)
+        acked, stop = [], threading.Event()
+
+        def publish():
+            pub, i = RawClient(some_port(), 4), 0
+            pub.connect(unique("rrpub"))
+            while not stop.is_set():
+                try:
+                    if pub.publish(topic, f"{i}".encode(), 1).rc == 0:
+                        acked.append(i)
+                except (ConnectionClosed, OSError, AssertionError):
+                    pub.close()
+                    time.sleep(0.05)
+                    try:
+                        pub = RawClient(some_port(), 4)
+                        pub.connect(unique("rrpub"))
+                    except (ConnectionClosed, OSError, AssertionError):
+                        pass
+                i += 1
+            pub.close()
+
+        publisher = threading.Thread(target=publish)
+        publisher.start()
+        try:
+            for n in (1, 2, 3):
+                wait_for(lambda: len(acked) >= 200, timeout=30, message="publishing")
+                before = len(acked)
+                with lock:
+                    up.discard(n)
+                rc, out, err = self.gannetctl(n, "drain")
+                self.assertEqual(rc, 0, err)
+                self.assertEqual(self.nodes[n].wait_exit(timeout=20), 0)
+                self.nodes[n].restart()
+                for other in {1, 2, 3} - {n}:
+                    self.wait_state(other, n, "alive")
+                with lock:
+                    up.add(n)
+                wait_for(lambda: len(acked) >= before + 200, timeout=30,
+                         message=f"publishing after node {n} restarted")
+        finally:
+            stop.set()
+            publisher.join()
+        last = acked[-1]
+        for s in subs:
+            try:
+                wait_for(lambda: last in s.got or s.errors, timeout=30,
+                         message=f"{s.client_id} to get the last message")
+            finally:
+                s.finish()
+            self.assertEqual(s.errors, [], f"{s.client_id} could not reconnect")
+            self.assertTrue(all(s.presents[1:]), f"{s.client_id}: session present after moves")
+            missing = sorted(set(acked) - set(s.got))
+            print(f"\n{s.client_id}: {len(acked)} acknowledged, {len(s.presents) - 1} moves, "
+                  f"{len(s.got) - len(set(s.got))} duplicates")
+            self.assertEqual(missing, [], f"{s.client_id}: acknowledged, never delivered")
 
 
 if __name__ == "__main__":
