@@ -16,6 +16,14 @@ from gannet_fixture import P, T, ConnectionClosed, RawClient, unique, wait_for
 EXPIRY = {P.SESSION_EXPIRY_INTERVAL: 3600}
 
 
+def assert_all_delivered(test, name, got, acked):
+    """Every acknowledged message delivered; prints the duplicate count."""
+    missing = sorted(set(acked) - set(got))
+    dups = len(got) - len(set(got))
+    print(f"\n{name}: {len(acked)} acknowledged, {len(set(got))} delivered, {dups} duplicates")
+    test.assertEqual(missing, [], f"{name}: acknowledged, never delivered")
+
+
 class Subscriber:
     """A persistent subscriber that reads and acknowledges in a thread and, when
     its connection is closed, reconnects: MQTT 5 to the Server Reference it was
@@ -80,6 +88,22 @@ class Subscriber:
         self.stop.set()
         self.thread.join()
 
+    def finish_after(self, last, acked, timeout):
+        """Wait until message `last` arrived, stop; AssertionError with what it
+        got when it does not arrive or the subscriber could not reconnect."""
+        try:
+            wait_for(lambda: last in self.got or self.errors, timeout=timeout,
+                     message=f"{self.client_id} to get the last message")
+        except AssertionError:
+            raise AssertionError(
+                f"{self.client_id}: last {last} not delivered; presents {self.presents}, "
+                f"reasons {self.reasons}, errors {self.errors}, {len(self.got)} got, missing "
+                f"{sorted(set(acked) - set(self.got))[:20]}") from None
+        finally:
+            self.finish()
+        if self.errors:
+            raise AssertionError(f"{self.client_id} could not reconnect: {self.errors}")
+
 
 class DrainTest(ClusterTestCase):
     cluster_flags = dict(ClusterTestCase.cluster_flags, drain_timeout=15, max_queued_messages=100000)
@@ -98,12 +122,6 @@ class DrainTest(ClusterTestCase):
         t = threading.Thread(target=run)
         t.start()
         return acked, stop, t
-
-    def assert_all_delivered(self, name, got, acked):
-        missing = sorted(set(acked) - set(got))
-        dups = len(got) - len(set(got))
-        print(f"\n{name}: {len(acked)} acknowledged, {len(set(got))} delivered, {dups} duplicates")
-        self.assertEqual(missing, [], f"{name}: acknowledged, never delivered")
 
     def test_drain_under_load_loses_no_acknowledged_message(self):
         base = unique("dr")
@@ -138,21 +156,11 @@ class DrainTest(ClusterTestCase):
             publisher.join()
         last = acked[-1]
         for s in subs:
-            try:
-                wait_for(lambda: last in s.got or s.errors, timeout=20,
-                         message=f"{s.client_id} to get the last message")
-            except AssertionError:
-                s.finish()
-                raise AssertionError(
-                    f"{s.client_id}: last {last} not delivered; presents {s.presents}, reasons "
-                    f"{s.reasons}, errors {s.errors}, {len(s.got)} got, missing "
-                    f"{sorted(set(acked) - set(s.got))[:20]}") from None
-            s.finish()
-            self.assertEqual(s.errors, [], f"{s.client_id} could not reconnect")
+            s.finish_after(last, acked, timeout=20)
             self.assertEqual(s.presents[1:], [True], f"{s.client_id}: session present after the move")
             if s.version == 5:
                 self.assertEqual(s.reasons, [0x9C], f"{s.client_id}: DISCONNECT 0x9C")
-            self.assert_all_delivered(s.client_id, s.got, acked)
+            assert_all_delivered(self, s.client_id, s.got, acked)
         for cid, v in offline:
             c = self.raw(v, broker=self.nodes[2], client_id=cid, clean=False,
                          props=EXPIRY if v == 5 else None)
@@ -162,7 +170,7 @@ class DrainTest(ClusterTestCase):
                 p = c.expect_matching(T.PUBLISH, timeout=10)
                 c.ack(p)
                 got.append(int(p.payload))
-            self.assert_all_delivered(cid, got, acked)
+            assert_all_delivered(self, cid, got, acked)
 
     def test_sigterm_drains_and_status_shows_it(self):
         base, cid = unique("st"), unique("dev")
@@ -249,17 +257,9 @@ class RollingRestartTest(ClusterTestCase):
             publisher.join()
         last = acked[-1]
         for s in subs:
-            try:
-                wait_for(lambda: last in s.got or s.errors, timeout=30,
-                         message=f"{s.client_id} to get the last message")
-            finally:
-                s.finish()
-            self.assertEqual(s.errors, [], f"{s.client_id} could not reconnect")
+            s.finish_after(last, acked, timeout=30)
             self.assertTrue(all(s.presents[1:]), f"{s.client_id}: session present after moves")
-            missing = sorted(set(acked) - set(s.got))
-            print(f"\n{s.client_id}: {len(acked)} acknowledged, {len(s.presents) - 1} moves, "
-                  f"{len(s.got) - len(set(s.got))} duplicates")
-            self.assertEqual(missing, [], f"{s.client_id}: acknowledged, never delivered")
+            assert_all_delivered(self, f"{s.client_id} ({len(s.presents) - 1} moves)", s.got, acked)
 
 
 if __name__ == "__main__":
