@@ -40,7 +40,7 @@ done
 WORK=$(mktemp -d /tmp/gannet-cluster-bench.XXXXXX)
 PIDS=()
 cleanup() {
-  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null; done
+  for p in "${PIDS[@]}"; do kill -INT "$p" 2>/dev/null; done
   for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null; done
   PIDS=()
 }

@@ -19,7 +19,8 @@ fi
 pids=()
 stop() {
   trap - INT TERM EXIT
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  # SIGINT: stop at once (SIGTERM would drain each node into the others).
+  for p in "${pids[@]}"; do kill -INT "$p" 2>/dev/null || true; done
   wait 2>/dev/null || true
 }
 trap stop INT TERM EXIT
