@@ -105,6 +105,9 @@ std::vector<MetricFamily> MetricsCollector::Collect() const {
   single("gannet_journal_records_moved_total",
          "Unacknowledged inflight records moved from old journal files into the store",
          MetricType::Counter, d(t.journal_records_moved));
+  single("gannet_draining",
+         "1 while this node drains (hands its sessions over before it stops), else 0",
+         MetricType::Gauge, node_.draining() ? 1.0 : 0.0);
   single("gannet_cluster_messages_kept_total",
          "Messages for another node kept on disk because its link was down (sent when it is back)",
          MetricType::Counter, d(t.forwards_spooled));

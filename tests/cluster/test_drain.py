@@ -107,6 +107,7 @@ class Subscriber:
 
 class DrainTest(ClusterTestCase):
     cluster_flags = dict(ClusterTestCase.cluster_flags, drain_timeout=15, max_queued_messages=100000)
+    node_metrics = True
 
     def publish_continuously(self, node, topic):
         acked, stop = [], threading.Event()
@@ -143,9 +144,11 @@ class DrainTest(ClusterTestCase):
             rc, out, err = self.gannetctl(1, "drain")
             self.assertEqual(rc, 0, err)
             self.assertIn("draining", out)
+            self.assertEqual(self.nodes[1].metric("gannet_draining"), 1)
             # The others show it draining while it hands its sessions over.
             wait_for(lambda: self.status(2).get(1, {}).get("state") == "draining", timeout=5,
                      interval=0.05, message="node 2 to show node 1 draining")
+            self.assertEqual(self.nodes[2].metric("gannet_draining"), 0)
             self.assertEqual(self.nodes[1].wait_exit(timeout=20), 0, "a drained node exits 0")
             self.assertIn("drain done", self.nodes[1].log_text())
             at_exit = len(acked)
@@ -182,6 +185,7 @@ class DrainTest(ClusterTestCase):
         for i in range(50):
             pub.publish(f"{base}/t", f"{i}".encode(), 1)
         self.assertEqual(self.status(2)[1]["state"], "alive")
+        self.assertEqual(self.nodes[1].metric("gannet_draining"), 0)
         self.assertEqual(self.nodes[1].terminate(sig=signal.SIGTERM), 0)
         self.assertIn("received SIGTERM: draining", self.nodes[1].log_text())
         back = self.raw(4, broker=self.nodes[2], client_id=cid, clean=False)
