@@ -11,6 +11,15 @@
 // (then it hands over like any other holder). So the newest connect ends up
 // with the session and the others are taken over: exactly one winner, and the
 // waits only ever go from newer to older claims (no deadlock).
+//
+// Pulls (a draining node asks a peer to take a session, Worker::handOver) are
+// claims without a client: they yield to connects (a node whose client of that
+// id is connected or connecting keeps its session; a pull in progress answers
+// a connect's claim after it completed).
+//
+// After the handover the old copy passes on what still arrives for it
+// (SessionAppend), withdraws its routes once the new owner confirmed, and ends
+// kHandoverGraceMs later (tickMovingSessions).
 #include <algorithm>
 
 #include "base/logging.h"
