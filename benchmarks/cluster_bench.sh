@@ -2,7 +2,7 @@
 # Cross-node forwarding against a single node, on this machine (docs/performance.md).
 #
 #   benchmarks/cluster_bench.sh [BUILD_DIR] [--duration=S] [--warmup=S] [--rate=MSG_S]
-#                               [--layout=one-core|two-cores|both]
+#                               [--layout=one-core|two-cores|both] [--repeat=N]
 #
 # Layout one-core: the single node (--workers=1) on CPU 0 and the load
 # generator on CPU 1; the cluster's three nodes (--workers=1 each) all on CPU 0,
@@ -13,21 +13,24 @@
 # (every message crosses a node); node 3 is an idle member. Scenarios: fan-in
 # 16 -> 1 at QoS 0 and QoS 1, unpaced (throughput), and 100 latency pairs at
 # --rate msg/s (p50/p99). Prints the figures, cross-node / single-node ratios
-# and the added p99. Every broker listens on 127.0.0.1 on free ports and is
-# stopped at the end.
+# and the added p99; with --repeat=N each figure is the median of N runs (the
+# machine is shared: single runs vary by tens of percent). Every broker
+# listens on 127.0.0.1 on free ports and is stopped at the end.
 set -uo pipefail
 BUILD_DIR=build
 DURATION=6
 WARMUP=2
 RATE=20000
 LAYOUT=both
+REPEAT=1
 for arg in "$@"; do
   case "$arg" in
+    --repeat=*) REPEAT=${arg#*=} ;;
     --layout=*) LAYOUT=${arg#*=} ;;
     --duration=*) DURATION=${arg#*=} ;;
     --warmup=*) WARMUP=${arg#*=} ;;
     --rate=*) RATE=${arg#*=} ;;
-    -h|--help) sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,/^set /p' "$0" | grep '^#' | sed 's/^# \{0,1\}//'; exit 0 ;;
     --*) echo "cluster_bench: unknown flag $arg" >&2; exit 2 ;;
     *) BUILD_DIR=$arg ;;
   esac
@@ -74,11 +77,23 @@ loadgen() {
 kv() { sed -n "s/.* $2=\([^ ]*\).*/\1/p" <<<"$1"; }
 
 declare -A R
-run() {  # run KEY PUB_PORT SUB_PORT ARGS...
-  local key=$1 pub=$2 sub=$3
+# run KEY PUB_PORT SUB_PORT ARGS...: --repeat times; keeps the run with the
+# median figure (recv_rate; p99_us for the latency scenario).
+run() {
+  local key=$1 pub=$2 sub=$3 by=recv_rate lines=() line r
   shift 3
-  R[$key]=$(loadgen --port="$pub" --sub_port="$sub" --topic_prefix="cb/$key" "$@")
-  [[ -n ${R[$key]} ]] || { echo "cluster_bench: $key: no result"; sed 's/^/  /' "$WORK/lg.err" | tail -3; }
+  [[ $key == *latency* ]] && by=p99_us
+  for ((r = 0; r < REPEAT; r++)); do
+    line=$(loadgen --port="$pub" --sub_port="$sub" --topic_prefix="cb/$key/$r" "$@")
+    if [[ -z $line ]]; then
+      echo "cluster_bench: $key: no result"
+      sed 's/^/  /' "$WORK/lg.err" | tail -3
+      continue
+    fi
+    lines+=("$(kv "$line" "$by") $line")
+  done
+  ((${#lines[@]})) || return
+  R[$key]=$(printf '%s\n' "${lines[@]}" | sort -g | sed -n "$(((${#lines[@]} + 1) / 2))p" | cut -d' ' -f2-)
 }
 
 SCEN=(fanin_q0 "--scenario=fanin --qos=0" fanin_q1 "--scenario=fanin --qos=1"
