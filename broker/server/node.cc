@@ -268,7 +268,7 @@ absl::Status Node::loadStore() {
       ++expired;
       continue;
     }
-    const uint32_t w = static_cast<uint32_t>(std::hash<std::string>{}(client_id) % workers_.size());
+    const uint32_t w = homeWorker(client_id);
     session::Session& s = workers_[w]->createSession(client_id);
     restored_ids.insert(client_id);
     s.version = static_cast<codec::ProtocolVersion>(rec.protocol_version());
@@ -408,7 +408,7 @@ class Node::ClusterHostImpl final : public cluster::ClusterHost, public router::
   }
 
   void onSessionPull(uint32_t node, std::string client_id) override {
-    const uint32_t home = node_.registry().claim(client_id, homeFor(client_id));
+    const uint32_t home = node_.registry().claim(client_id, node_.homeWorker(client_id));
     Worker& w = node_.worker(home);
     w.post([&w, node, client_id = std::move(client_id)] { w.pullSession(node, client_id); });
   }
@@ -487,10 +487,6 @@ class Node::ClusterHostImpl final : public cluster::ClusterHost, public router::
     });
   }
 
-  uint32_t homeFor(const std::string& client_id) const {
-    return static_cast<uint32_t>(std::hash<std::string>{}(client_id) % node_.workerCount());
-  }
-
   void onHandoverDone(std::string client_id, uint64_t handover_id) override {
     const int64_t home = node_.registry().find(client_id);
     if (home < 0) return;
@@ -502,7 +498,7 @@ class Node::ClusterHostImpl final : public cluster::ClusterHost, public router::
 
   void onSessionAppend(uint32_t node, std::string client_id, uint64_t handover_id,
                        std::string transfer) override {
-    const uint32_t home = node_.registry().claim(client_id, homeFor(client_id));
+    const uint32_t home = node_.registry().claim(client_id, node_.homeWorker(client_id));
     Worker& w = node_.worker(home);
     w.post([&w, node, client_id = std::move(client_id), handover_id,
             transfer = std::move(transfer)] {

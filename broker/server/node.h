@@ -153,6 +153,11 @@ class Node {
   bool drained() const { return drained_.load(std::memory_order_relaxed); }
   // A cluster-wide unique id for a session handed over from this node.
   uint64_t nextHandoverId() { return next_handover_id_.fetch_add(1, std::memory_order_relaxed); }
+  // The worker a client id's session goes to when none holds it yet (restored
+  // at startup, or arriving from another node).
+  uint32_t homeWorker(const std::string& client_id) const {
+    return static_cast<uint32_t>(std::hash<std::string>{}(client_id) % workers_.size());
+  }
   uint32_t workerCount() const { return static_cast<uint32_t>(workers_.size()); }
   uint64_t nextSessionId() { return next_session_id_.fetch_add(1, std::memory_order_relaxed); }
   int64_t startedAtMs() const { return started_ms_; }

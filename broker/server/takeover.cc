@@ -42,6 +42,16 @@ void addSubscriptionIds(const session::SubscriptionIds& ids, Record* r) {
   for (uint32_t id : ids) r->add_subscription_ids(id);
 }
 
+// A queued delivery as it travels in a SessionTransfer (message embedded).
+void addQueued(const session::OutboundMessage& out, const Clocks& clocks,
+               records::SessionTransfer& t) {
+  auto* e = t.add_queue();
+  e->set_qos(out.qos);
+  e->set_retain(out.retain);
+  addSubscriptionIds(out.subscription_ids, e);
+  *e->mutable_message() = toMessageRecord(*out.message, clocks);
+}
+
 template <typename Record>
 session::OutboundMessage outboundOf(const Record& r, router::MessagePtr message) {
   session::OutboundMessage out;
@@ -208,7 +218,9 @@ void Worker::onSessionClaim(uint32_t node, uint64_t request_id, const std::strin
   answer.handover_id = node_.nextHandoverId();
   s->handed_over = answer.handover_id;
   s->handed_over_to = node;
+  s->handed_over_at = now();
   s->handed_over_queued = s->queue.size();
+  if (s->handover_grace_until == 0) moving_sessions_.push_back(client_id);
   exportSession(*s).SerializeToString(&answer.session);
   log().info("session of client '{}' handed over to node {}", client_id, node);
   node_.answerClaim(node, request_id, std::move(answer));
@@ -224,7 +236,6 @@ void Worker::onHandoverDone(const std::string& client_id, uint64_t handover_id) 
     // may still route its messages here. Its routes are withdrawn now; what
     // still arrives follows it (onTick), for a while.
     s->handover_grace_until = now() + kHandoverGraceMs;
-    moving_sessions_.push_back(client_id);
     detachRoutes(*s, true);
   }
 }
@@ -237,13 +248,8 @@ bool Worker::sendLateMessages(session::Session& s) {
   records::SessionTransfer late;
   *late.mutable_session() = toSessionRecord(s, clocks, clocks.wall_ms);
   size_t i = 0;
-  s.queue.forEach([&](session::OutboundMessage& out) {
-    if (i++ < s.handed_over_queued) return;
-    auto* e = late.add_queue();
-    e->set_qos(out.qos);
-    e->set_retain(out.retain);
-    addSubscriptionIds(out.subscription_ids, e);
-    *e->mutable_message() = toMessageRecord(*out.message, clocks);
+  s.queue.forEach([&](const session::OutboundMessage& out) {
+    if (i++ >= s.handed_over_queued) addQueued(out, clocks, late);
   });
   log().info("{} messages queued for client '{}' after its handover follow it to node {}",
              late.queue_size(), s.clientId(), s.handed_over_to);
@@ -269,6 +275,7 @@ void Worker::cancelHandover(session::Session& s) {
   // Its client connected here again: the session stays.
   detachRoutes(s, false);
   s.handed_over = 0;
+  s.handed_over_at = 0;
   s.handover_grace_until = 0;
   s.handover_confirmed = false;
   s.handover_final = false;
@@ -283,9 +290,24 @@ void Worker::tickMovingSessions() {
       moving_sessions_.pop_back();
       continue;
     }
-    if (!s->handover_confirmed) {  // an append on its way
-      ++i;
-      continue;
+    if (!s->handover_confirmed) {  // the handover or an append on its way
+      // The claimer gives up on an answer after the dead timeout: a handover it
+      // never confirms leaves the session here, usable again (at worst twice).
+      const int64_t timeout = 2 * node_.options().cluster_timeouts.dead_ms;
+      if (s->handover_grace_until == 0 && now() - s->handed_over_at > timeout) {
+        log().warn("handover of client '{}' to node {} not confirmed: the session stays here",
+                   s->clientId(), s->handed_over_to);
+        cancelHandover(*s);
+        moving_sessions_[i] = std::move(moving_sessions_.back());
+        moving_sessions_.pop_back();
+        continue;
+      }
+      if (s->handover_grace_until == 0 || now() < s->handover_grace_until + timeout) {
+        ++i;
+        continue;
+      }
+      // An append never confirmed: the new owner has the session; this copy ends.
+      s->handover_final = true;
     }
     // Forwards still in flight when the peers switched to the new owner's route
     // arrive within the grace time; later ones went to the new owner too (its
@@ -365,13 +387,7 @@ records::SessionTransfer Worker::exportSession(session::Session& s) {
       }
     }
   }
-  auto add = [&](session::OutboundMessage& out) {
-    auto* e = t.add_queue();
-    e->set_qos(out.qos);
-    e->set_retain(out.retain);
-    addSubscriptionIds(out.subscription_ids, e);
-    *e->mutable_message() = toMessageRecord(*out.message, clocks);
-  };
+  auto add = [&](const session::OutboundMessage& out) { addQueued(out, clocks, t); };
   s.backlog.forEach(add);
   s.queue.forEach(add);
   return t;

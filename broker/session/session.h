@@ -128,6 +128,7 @@ class Session {
   // that node confirms it stored it); 0 = not.
   uint64_t handed_over = 0;
   uint32_t handed_over_to = 0;      // the node
+  int64_t handed_over_at = 0;       // monotonic ms of the handover
   size_t handed_over_queued = 0;    // entries of `queue` already sent there
   bool handover_confirmed = false;  // that node stored everything sent so far
   // Monotonic ms until which this copy stays after the handover was confirmed

@@ -150,7 +150,8 @@ class DrainTest(ClusterTestCase):
                      interval=0.05, message="node 2 to show node 1 draining")
             self.assertEqual(self.nodes[2].metric("gannet_draining"), 0)
             self.assertEqual(self.nodes[1].wait_exit(timeout=20), 0, "a drained node exits 0")
-            self.assertIn("drain done", self.nodes[1].log_text())
+            self.assertIn("drain done", self.nodes[1].log_text(),
+                          f"node 1 did not finish its drain: {self.nodes[1].log_tail(15)}")
             at_exit = len(acked)
             wait_for(lambda: len(acked) >= at_exit + 300, timeout=30,
                      message="300 more acknowledged after the drain")
