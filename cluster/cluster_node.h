@@ -70,11 +70,13 @@ struct SessionAnswer {
     kSession,      // `session` (a serialised records.SessionTransfer)
     kNewerClaim,   // a newer connect of that client id is in progress there
     kUnavailable,  // it did not answer: its link was lost, or it timed out
+    kMoved,        // it handed the session to node `moved_to` moments ago
   };
   uint32_t node = 0;
   Kind kind = Kind::kNone;
   std::string session;
   uint64_t handover_id = 0;  // kSession: to confirm with confirmHandover()
+  uint32_t moved_to = 0;     // kMoved
 };
 
 // How the receiver stored forwarded messages (ForwardAck.status).

@@ -60,6 +60,10 @@ void ClusterNode::answerClaim(uint32_t node, uint64_t request_id, SessionAnswer 
     case SessionAnswer::Kind::kNewerClaim:
       h->set_status(clusterpb::SessionHandover::NEWER_CLAIM);
       break;
+    case SessionAnswer::Kind::kMoved:
+      h->set_status(clusterpb::SessionHandover::MOVED);
+      h->set_moved_to(answer.moved_to);
+      break;
     default:
       h->set_status(clusterpb::SessionHandover::NONE);
       break;
@@ -141,6 +145,10 @@ void ClusterNode::applyHandover(uint32_t node, clusterpb::SessionHandover& h) {
         break;
       case clusterpb::SessionHandover::NEWER_CLAIM:
         a.kind = SessionAnswer::Kind::kNewerClaim;
+        break;
+      case clusterpb::SessionHandover::MOVED:
+        a.kind = SessionAnswer::Kind::kMoved;
+        a.moved_to = h.moved_to();
         break;
       default:
         a.kind = SessionAnswer::Kind::kNone;

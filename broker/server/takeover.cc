@@ -141,8 +141,40 @@ void Worker::onClaimAnswered(const std::string& client_id, uint64_t stamp,
                              std::vector<cluster::SessionAnswer> answers) {
   auto it = pending_connects_.find(client_id);
   if (it == pending_connects_.end() || it->second.stamp != stamp) return;
+  // A node handed the session on moments ago (to another node than this one):
+  // ask again, after taking what came with this round.
+  bool ask_again = false;
+  for (const cluster::SessionAnswer& a : answers) {
+    ask_again |= a.kind == cluster::SessionAnswer::Kind::kMoved &&
+                 a.moved_to != node_.options().node_id;
+  }
+  if (ask_again && it->second.rounds < kMaxClaimRounds) {
+    ++it->second.rounds;
+    importAnswers(client_id, it->second.connect.clean_start, answers);
+    node_.claimSession(client_id, stamp, it->second.pull,
+                       [this, client_id, stamp](std::vector<cluster::SessionAnswer> next) {
+                         post([this, client_id, stamp, next = std::move(next)]() mutable {
+                           onClaimAnswered(client_id, stamp, std::move(next));
+                         });
+                       });
+    return;
+  }
   PendingConnect pending = std::move(it->second);
   pending_connects_.erase(it);
+  importAnswers(client_id, pending.connect.clean_start, answers);
+  if (pending.client != nullptr) {
+    pending.client->resumeConnect(std::move(pending.connect));
+  } else if (findSession(client_id) == nullptr) {
+    node_.registry().release(client_id, index_);
+  }
+  // Newer claims of other nodes waited for this connect: they take over now.
+  for (const PendingConnect::Deferred& d : pending.deferred) {
+    onSessionClaim(d.node, d.request_id, client_id, d.stamp, d.pull);
+  }
+}
+
+void Worker::importAnswers(const std::string& client_id, bool clean_start,
+                           std::vector<cluster::SessionAnswer>& answers) {
   for (cluster::SessionAnswer& a : answers) {
     if (a.kind == cluster::SessionAnswer::Kind::kUnavailable) {
       log().warn("client '{}' connected while node {} did not answer for its session: a session "
@@ -156,23 +188,13 @@ void Worker::onClaimAnswered(const std::string& client_id, uint64_t stamp,
       continue;
     }
     // A clean start discards the old session; its node deletes it all the same.
-    if (!pending.connect.clean_start) {
+    if (!clean_start) {
       importSession(transfer);
       log().info("session of client '{}' taken over from node {} ({} subscriptions, {} inflight, "
                  "{} queued)", client_id, a.node, transfer.subscriptions_size(),
                  transfer.inflight_size(), transfer.queue_size());
     }
     handover_confirms_.push_back({a.node, client_id, a.handover_id});
-  }
-  if (pending.client != nullptr) {
-    pending.client->resumeConnect(std::move(pending.connect));
-
-  } else if (findSession(client_id) == nullptr) {
-    node_.registry().release(client_id, index_);
-  }
-  // Newer claims of other nodes waited for this connect: they take over now.
-  for (const PendingConnect::Deferred& d : pending.deferred) {
-    onSessionClaim(d.node, d.request_id, client_id, d.stamp, d.pull);
   }
 }
 
@@ -208,9 +230,16 @@ void Worker::onSessionClaim(uint32_t node, uint64_t request_id, const std::strin
                      "session taken over by a connection to another node", /*publish_will=*/true);
     s = findSession(client_id);  // a session with expiry 0 ended with it
   }
-  if (s == nullptr || s->handed_over != 0) {
-    // Nothing here (or already handed over to a node that has not confirmed).
-    if (s == nullptr) node_.registry().release(client_id, index_);
+  if (s != nullptr && s->handed_over != 0) {
+    // Handed over moments ago: the claimer may have asked that node before it
+    // had the session, so it asks again.
+    answer.kind = cluster::SessionAnswer::Kind::kMoved;
+    answer.moved_to = s->handed_over_to;
+    node_.answerClaim(node, request_id, std::move(answer));
+    return;
+  }
+  if (s == nullptr) {
+    node_.registry().release(client_id, index_);
     node_.answerClaim(node, request_id, std::move(answer));
     return;
   }

@@ -159,6 +159,11 @@ class Worker : public handlers::BrokerContext {
   // pull, nobody waiting) and its CONNECT.
   void startClaim(const std::string& client_id, handlers::Client* client,
                   codec::ConnectPacket connect);
+  static constexpr int kMaxClaimRounds = 3;
+  // Imports the sessions of `answers` (unless `clean_start`) and confirms them
+  // after the commit.
+  void importAnswers(const std::string& client_id, bool clean_start,
+                     std::vector<cluster::SessionAnswer>& answers);
   void onClaimAnswered(const std::string& client_id, uint64_t stamp,
                        std::vector<cluster::SessionAnswer> answers);
   records::SessionTransfer exportSession(session::Session& s);
@@ -285,6 +290,7 @@ class Worker : public handlers::BrokerContext {
     handlers::Client* client = nullptr;  // null once it closed
     codec::ConnectPacket connect;
     bool pull = false;  // no client: taking over a draining node's session
+    int rounds = 0;     // claims asked again (a holder had just handed it on)
     struct Deferred {
       uint32_t node;
       uint64_t request_id;
