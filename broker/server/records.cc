@@ -306,24 +306,8 @@ records::MessageRecord toSpoolRecord(const cluster::ForwardView& f, const Clocks
 
 bool appendSpooled(const records::MessageRecord& r, const Clocks& clocks, uint32_t ack_worker,
                    uint64_t ack_token, cluster::PackedForwards& out) {
-  cluster::ForwardView f;
-  if (r.expiry_ms() != 0) {
-    const int64_t left = static_cast<int64_t>(r.expiry_ms()) - clocks.wall_ms;
-    if (left <= 0) return false;
-    f.expiry_in_ms = left;
-  }
-  f.topic = r.topic();
-  f.payload = r.payload();
-  f.qos = static_cast<uint8_t>(std::min<uint32_t>(r.qos(), 2));
-  f.retain = r.retain();
-  std::string properties;
-  if (r.has_properties()) {
-    properties = r.properties().SerializeAsString();
-    f.properties = properties;
-  }
-  f.ack_worker = ack_worker;
-  f.ack_token = ack_token;
-  out.add(f);
+  if (r.expiry_ms() != 0 && static_cast<int64_t>(r.expiry_ms()) <= clocks.wall_ms) return false;
+  appendForward(*fromMessageRecord(r, clocks), clocks.mono_ms, ack_worker, ack_token, out);
   return true;
 }
 
