@@ -162,6 +162,13 @@ class ClusterNode::LinkService final : public clusterpb::Cluster::Service {
         clusterpb::SessionAppend& a = *in.mutable_append();
         node_.host_.onSessionAppend(peer, std::move(*a.mutable_client_id()), a.handover_id(),
                                     std::move(*a.mutable_session()));
+      } else if (in.has_replica()) {
+        clusterpb::ReplicaBatch& r = *in.mutable_replica();
+        node_.host_.onReplicaBatch(peer, r.epoch(), r.worker(), r.sequence(), r.snapshot(),
+                                   std::move(*r.mutable_operations()));
+      } else if (in.has_replica_ack()) {
+        const clusterpb::ReplicaAck& a = in.replica_ack();
+        node_.host_.onReplicaAck(peer, a.epoch(), a.worker(), a.sequence(), a.ok());
       }
     }
     log().debug("inbound link from node {} closed", peer);
@@ -410,6 +417,7 @@ void ClusterNode::dial(Dialer& d) {
           for (size_t k = i; k < std::min(all.size(), i + 1000); ++k) toProto(std::move(all[k]), u->add_entries());
         }
       }
+      host_.onLinkChanged(d.peer.id, true);
       std::atomic<bool> reader_done{false};
       std::thread reader([&] {
         clusterpb::LinkMessage m;
@@ -470,11 +478,14 @@ void ClusterNode::dial(Dialer& d) {
         // Route and retained updates go (the next link starts with snapshots of
         // both), and session claims (given up on below); forwards, their acks
         // and handover messages wait.
+        // Replica batches too: their epoch ends with the link (the next one
+        // starts with snapshots).
         std::erase_if(d.outbox, [](const clusterpb::LinkMessage& m) {
-          return m.has_routes() || m.has_retained() || m.has_claim();
+          return m.has_routes() || m.has_retained() || m.has_claim() || m.has_replica();
         });
         ctx.TryCancel();
       }
+      host_.onLinkChanged(d.peer.id, false);
       giveUpClaims(d.peer.id, 0);
       {
         // Written on the lost link and not acknowledged: the peer may or may not

@@ -127,6 +127,16 @@ class ClusterHost {
   // (serialised records.SessionTransfer): append them, then confirmHandover().
   virtual void onSessionAppend(uint32_t node, std::string client_id, uint64_t handover_id,
                                std::string transfer) = 0;
+  // Session replication (proto ReplicaBatch): node `node`'s changes to keep for
+  // it; answer with ClusterNode::ackReplica once stored. Batches of one node
+  // come in order, on one thread.
+  virtual void onReplicaBatch(uint32_t node, uint64_t epoch, uint32_t worker, uint64_t sequence,
+                              bool snapshot, std::string operations) = 0;
+  // Node `node` stored (ok) or could not store this node's batch.
+  virtual void onReplicaAck(uint32_t node, uint64_t epoch, uint32_t worker, uint64_t sequence,
+                            bool ok) = 0;
+  // The link to node `node` came up or was lost (what this node sends it).
+  virtual void onLinkChanged(uint32_t node, bool up) = 0;
 };
 
 struct ClusterOptions {
@@ -195,6 +205,12 @@ class ClusterNode {
   // Thread-safe: messages queued here for a session handed over to `node`.
   void appendToSession(uint32_t node, const std::string& client_id, uint64_t handover_id,
                        std::string transfer);
+
+  // Thread-safe: replication (proto ReplicaBatch / ReplicaAck). False: the link
+  // to `node` is not up (the batch is not sent; its epoch is over).
+  bool sendReplica(uint32_t node, uint64_t epoch, uint32_t worker, uint64_t sequence,
+                   bool snapshot, std::string operations);
+  void ackReplica(uint32_t node, uint64_t epoch, uint32_t worker, uint64_t sequence, bool ok);
 
   // Thread-safe: the link to node `node` is up (handshake done, not lost).
   bool linkLive(uint32_t node);

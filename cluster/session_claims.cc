@@ -100,6 +100,35 @@ std::vector<std::pair<uint32_t, std::string>> ClusterNode::takeoverPeers() {
   return out;
 }
 
+bool ClusterNode::sendReplica(uint32_t node, uint64_t epoch, uint32_t worker, uint64_t sequence,
+                              bool snapshot, std::string operations) {
+  Dialer* d = dialerFor(node);
+  if (d == nullptr) return false;
+  clusterpb::LinkMessage m;
+  auto* r = m.mutable_replica();
+  r->set_epoch(epoch);
+  r->set_worker(worker);
+  r->set_sequence(sequence);
+  r->set_snapshot(snapshot);
+  r->set_operations(std::move(operations));
+  std::lock_guard lock(d->mu);
+  if (!d->live) return false;
+  d->outbox.push_back(std::move(m));
+  d->cv.notify_all();
+  return true;
+}
+
+void ClusterNode::ackReplica(uint32_t node, uint64_t epoch, uint32_t worker, uint64_t sequence,
+                             bool ok) {
+  clusterpb::LinkMessage m;
+  auto* a = m.mutable_replica_ack();
+  a->set_epoch(epoch);
+  a->set_worker(worker);
+  a->set_sequence(sequence);
+  a->set_ok(ok);
+  send(node, std::move(m));
+}
+
 size_t ClusterNode::pendingOutbound() {
   size_t n = 0;
   for (auto& d : dialers_) {

@@ -53,19 +53,54 @@ void WriteSet::appendHeader(OpKind kind, Table table, std::string_view key) {
 }
 
 void WriteSet::append(OpKind kind, Table table, std::string_view key, std::string_view value) {
+  const size_t start = buffer_.size();
   appendHeader(kind, table, key);
   appendVarint(buffer_, value.size());
   buffer_.append(value);
+  mirrorFrom(table, start);
 }
 
 void WriteSet::appendRecord(Table table, std::string_view key,
                             const google::protobuf::MessageLite& record) {
+  const size_t start = buffer_.size();
   appendHeader(OpKind::kPut, table, key);
   size_t n = record.ByteSizeLong();
   appendVarint(buffer_, n);
   size_t at = buffer_.size();
   buffer_.resize(at + n);
   record.SerializeWithCachedSizesToArray(reinterpret_cast<uint8_t*>(buffer_.data() + at));
+  mirrorFrom(table, start);
+}
+
+bool WriteSet::parse(std::string bytes, WriteSet* out) {
+  auto varint = [&](size_t* pos, uint64_t* v) {
+    *v = 0;
+    for (int shift = 0; shift < 64 && *pos < bytes.size(); shift += 7) {
+      auto byte = static_cast<uint8_t>(bytes[(*pos)++]);
+      *v |= static_cast<uint64_t>(byte & 0x7F) << shift;
+      if ((byte & 0x80) == 0) return true;
+    }
+    return false;
+  };
+  size_t ops = 0;
+  for (size_t pos = 0; pos < bytes.size(); ++ops) {
+    if (pos + 2 > bytes.size()) return false;
+    const auto kind = static_cast<uint8_t>(bytes[pos]);
+    const auto table = static_cast<uint8_t>(bytes[pos + 1]);
+    if (kind < static_cast<uint8_t>(OpKind::kPut) || kind > static_cast<uint8_t>(OpKind::kDeleteRange) ||
+        table >= kTableCount) {
+      return false;
+    }
+    pos += 2;
+    for (int field = 0; field < 2; ++field) {  // key, value
+      uint64_t n = 0;
+      if (!varint(&pos, &n) || n > bytes.size() - pos) return false;
+      pos += n;
+    }
+  }
+  out->buffer_ = std::move(bytes);
+  out->ops_ = ops;
+  return true;
 }
 
 bool WriteSet::next(size_t* pos, Op* op) const {

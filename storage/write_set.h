@@ -97,14 +97,44 @@ class WriteSet {
   // `size_t pos = 0; Op op; while (ws.next(&pos, &op)) ...`
   bool next(size_t* pos, Op* op) const;
 
+  // --- replication (docs/architecture.md, "Session replication") ---
+  // Every later operation on one of `tables` (a bit per Table) is also appended
+  // to `*mirror`, in order; null: none. The mirror must outlive the calls.
+  void setMirror(WriteSet* mirror, uint32_t tables) {
+    mirror_ = mirror;
+    mirror_tables_ = tables;
+  }
+  static constexpr uint32_t bit(Table t) { return 1u << static_cast<uint8_t>(t); }
+  // The encoded operations (to send to another node).
+  const std::string& bytes() const { return buffer_; }
+  // Moves the encoded operations out; the set is empty after.
+  std::string takeBytes() {
+    std::string out;
+    out.swap(buffer_);
+    ops_ = 0;
+    return out;
+  }
+  // Operations encoded by bytes() elsewhere: validated here (a malformed
+  // buffer from the network is an error, never a crash). False: malformed.
+  static bool parse(std::string bytes, WriteSet* out);
+
  private:
   void append(OpKind kind, Table table, std::string_view key, std::string_view value);
   void appendRecord(Table table, std::string_view key, const google::protobuf::MessageLite& record);
   void appendHeader(OpKind kind, Table table, std::string_view key);
+  // Copies the operation that starts at `start` to the mirror if it wants it.
+  void mirrorFrom(Table table, size_t start) {
+    if (mirror_ != nullptr && (mirror_tables_ & bit(table)) != 0) {
+      mirror_->buffer_.append(buffer_, start, std::string::npos);
+      ++mirror_->ops_;
+    }
+  }
 
   // [kind u8][table u8][key length varint][key][value length varint][value] ...
   std::string buffer_;
   size_t ops_ = 0;
+  WriteSet* mirror_ = nullptr;
+  uint32_t mirror_tables_ = 0;
 };
 
 }  // namespace gannet::storage

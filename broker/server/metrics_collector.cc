@@ -7,6 +7,8 @@
 
 #include "base/clock.h"
 #include "broker/server/node.h"
+#include "broker/server/replica_stores.h"
+#include "broker/server/replicator.h"
 
 namespace gannet::server {
 namespace {
@@ -114,6 +116,29 @@ std::vector<MetricFamily> MetricsCollector::Collect() const {
   single("gannet_cluster_messages_kept",
          "Messages kept on disk for other nodes now, not yet sent and acknowledged",
          MetricType::Gauge, d(t.forwards_kept));
+  if (Replicator* r = node_.replicator()) {
+    single("gannet_replication_nodes",
+           "Nodes this node's persistent sessions are replicated to now (--replication_factor - 1 "
+           "when all is well; fewer: under-replicated)",
+           MetricType::Gauge, d(r->targets().size()));
+    single("gannet_replication_epochs_total",
+           "Times the replica nodes changed (each costs every worker a snapshot)",
+           MetricType::Counter, d(r->epochChanges()));
+  }
+  if (ReplicaStores* stores = node_.replicaStores()) {
+    auto sessions = family("gannet_replica_sessions",
+                           "Persistent sessions of another node held here as its replica",
+                           MetricType::Gauge);
+    auto queued = family("gannet_replica_messages",
+                         "Queued and inflight messages of another node's sessions held here",
+                         MetricType::Gauge);
+    for (const ReplicaStores::Held& h : stores->held(/*count=*/true)) {
+      addValue(sessions, d(h.sessions), {{"owner", std::to_string(h.owner)}});
+      addValue(queued, d(h.messages), {{"owner", std::to_string(h.owner)}});
+    }
+    out.push_back(std::move(sessions));
+    out.push_back(std::move(queued));
+  }
   single("gannet_subscriptions", "Subscriptions in the router (shared included)",
          MetricType::Gauge, d(node_.router().subscriptionCount()));
   single("gannet_retained_messages", "Retained messages held", MetricType::Gauge,

@@ -17,11 +17,14 @@
 #include "absl/strings/str_cat.h"
 #include "base/clock.h"
 #include "base/logging.h"
+#include "base/strings.h"
 #include "base/status_macros.h"
 #include "broker/handlers/delivery.h"
 #include "broker/net/address.h"
 #include "broker/server/metrics_collector.h"
 #include "broker/server/node_spool.h"
+#include "broker/server/replica_stores.h"
+#include "broker/server/replicator.h"
 #include "broker/server/records.h"
 #include "cluster/hlc.h"
 #include "storage/crc32c.h"
@@ -508,6 +511,24 @@ class Node::ClusterHostImpl final : public cluster::ClusterHost, public router::
 
   uint64_t claimStamp() { return clock_.now(); }
 
+  // --- session replication ---
+  void onReplicaBatch(uint32_t node, uint64_t epoch, uint32_t worker, uint64_t sequence,
+                      bool snapshot, std::string operations) override {
+    absl::Status s = node_.replica_stores_->apply(node, epoch, snapshot, std::move(operations));
+    if (!s.ok()) {
+      base::logger("cluster").warn("replica batch {} of node {} (worker {}, epoch {}) not stored: {}",
+                                   sequence, node, worker, epoch, base::toStd(s.message()));
+    }
+    if (cluster_ != nullptr) cluster_->ackReplica(node, epoch, worker, sequence, s.ok());
+  }
+  void onReplicaAck(uint32_t node, uint64_t epoch, uint32_t worker, uint64_t sequence,
+                    bool ok) override {
+    if (node_.replicator_ != nullptr) node_.replicator_->onAck(node, epoch, worker, sequence, ok);
+  }
+  void onLinkChanged(uint32_t node, bool up) override {
+    if (node_.replicator_ != nullptr) node_.replicator_->onLinkChanged(node, up);
+  }
+
   void onLocalSubscribe(std::string_view filter) override {
     if (cluster_ != nullptr) cluster_->localRouteAdded(filter);
   }
@@ -782,6 +803,26 @@ absl::Status Node::createCluster() {
                                        options_.cluster_timeouts.dead_ms);
   std::vector<uint32_t> peer_ids;
   for (const cluster::PeerAddress& p : options_.peers) peer_ids.push_back(p.id);
+  replica_stores_ = std::make_unique<ReplicaStores>(absl::StrCat(options_.data_dir, "/replicas"),
+                                                    options_.fsync);
+  replica_stores_->openExisting();
+  if (options_.replication_factor >= 2 && !peer_ids.empty()) {
+    Replicator::Callbacks callbacks;
+    callbacks.replicated = [this](uint32_t w, uint64_t epoch, uint64_t sequence, absl::Status st) {
+      if (w >= workers_.size()) return;
+      Worker& worker = *workers_[w];
+      worker.post([&worker, epoch, sequence, st = std::move(st)] {
+        worker.onReplicated(epoch, sequence, st);
+      });
+    };
+    callbacks.epoch_changed = [this] {
+      // Wakes each worker: its iteration sends the new epoch's snapshot.
+      for (auto& w : workers_) w->post([] {});
+    };
+    replicator_ = std::make_unique<Replicator>(options_.node_id, options_.replication_factor,
+                                               peer_ids, std::move(callbacks));
+    replicator_->setCluster(cluster_.get());
+  }
   return spool_->load(peer_ids);
 }
 

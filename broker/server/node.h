@@ -32,6 +32,8 @@ namespace gannet::server {
 
 class MetricsCollector;
 class NodeSpool;
+class ReplicaStores;
+class Replicator;
 
 struct NodeOptions {
   uint32_t node_id = 1;
@@ -60,6 +62,9 @@ struct NodeOptions {
   int64_t drain_timeout_ms = 30000;
   // --cluster_spool_max_messages: messages kept on disk per peer whose link is down.
   uint64_t cluster_spool_max_messages = 1000000;
+  // --replication_factor: nodes that hold each persistent session (this one
+  // included); 1 = no replication.
+  uint32_t replication_factor = 2;
 };
 
 // Counters summed over workers.
@@ -129,6 +134,12 @@ class Node {
   bool clustered() const { return cluster_ != nullptr; }
   // Messages for peers whose link is down; null on a single node.
   NodeSpool* spool() { return spool_.get(); }
+  // Session replication (docs/architecture.md, "Session replication"): where
+  // this node's sessions are replicated to (null: nowhere: one node, or
+  // --replication_factor=1), and the replicas it keeps for other nodes (null
+  // on a single node).
+  Replicator* replicator() { return replicator_.get(); }
+  ReplicaStores* replicaStores() { return replica_stores_.get(); }
   // Any thread: a hybrid-logical-clock stamp ordering a connect's session claim.
   uint64_t claimStamp();
   // Any thread: asks the other nodes for their session of `client_id` (see
@@ -196,6 +207,8 @@ class Node {
   std::unique_ptr<cluster::ClusterNode> cluster_;
   // Messages for peers whose link is down (cluster only; destroyed first).
   std::unique_ptr<NodeSpool> spool_;
+  std::unique_ptr<Replicator> replicator_;
+  std::unique_ptr<ReplicaStores> replica_stores_;
   std::unique_ptr<MessageIds> message_ids_;
   MessageRefs message_refs_;
   DurableSessions durable_sessions_;

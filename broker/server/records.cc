@@ -347,4 +347,26 @@ router::SubscriptionOptions fromSubscriptionRecord(const records::SubscriptionRe
   return o;
 }
 
+records::MessageRecord storedMessage(const router::Message& m, const Clocks& clocks) {
+  records::MessageRecord record = toMessageRecord(m, clocks);
+  record.clear_publisher_client_id();  // not needed to deliver it
+  record.clear_hlc();                  // retained bookkeeping, not for deliveries
+  record.clear_origin_node();
+  return record;
+}
+
+records::QueueEntryRecord queueEntry(const router::Message& m, uint64_t id, bool record,
+                                     uint8_t qos, bool retain, std::span<const uint32_t> sub_ids,
+                                     const Clocks& clocks) {
+  records::QueueEntryRecord entry;
+  entry.set_expiry_ms(static_cast<uint64_t>(clocks.toWall(m.expiry_deadline_ms)));
+  entry.set_message_id(id);
+  entry.set_qos(qos);
+  entry.set_retain(retain);
+  for (uint32_t sid : sub_ids) entry.add_subscription_ids(sid);
+  entry.set_message_bytes(static_cast<uint32_t>(m.topic.size() + m.payload.size()));
+  if (!record) *entry.mutable_message() = storedMessage(m, clocks);
+  return entry;
+}
+
 }  // namespace gannet::server

@@ -9,6 +9,7 @@
 // Pure functions, no I/O; used by the Worker (writes) and the Node (load).
 
 #include <cstdint>
+#include <span>
 #include <string>
 
 #include "broker/codec/packets.h"
@@ -69,6 +70,14 @@ router::MessagePtr fromForward(const cluster::ForwardView& f, int64_t now_ms);
 records::MessageRecord toSpoolRecord(const cluster::ForwardView& f, const Clocks& clocks);
 bool appendSpooled(const records::MessageRecord& r, const Clocks& clocks, uint32_t ack_worker,
                    uint64_t ack_token, cluster::PackedForwards& out);
+
+// A message as stored for deliveries (no publisher, no retained bookkeeping).
+records::MessageRecord storedMessage(const router::Message& m, const Clocks& clocks);
+// The queue entry of a durable delivery with message id `id`; the message is
+// embedded unless it has a record of its own (`record`).
+records::QueueEntryRecord queueEntry(const router::Message& m, uint64_t id, bool record,
+                                     uint8_t qos, bool retain, std::span<const uint32_t> sub_ids,
+                                     const Clocks& clocks);
 
 records::SubscriptionRecord toSubscriptionRecord(const router::SubscriptionOptions& options);
 router::SubscriptionOptions fromSubscriptionRecord(const records::SubscriptionRecord& record);

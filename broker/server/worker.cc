@@ -47,6 +47,8 @@ absl::StatusOr<uint16_t> Worker::listen(const net::HostPort& addr) {
 }
 
 void Worker::start() {
+  replicating_ = node_.replicator() != nullptr;
+  mirrorWrites();
   thread_ = std::thread([this] {
     std::string name = absl::StrCat("gannet-w", index_);
     pthread_setname_np(pthread_self(), name.c_str());
@@ -345,17 +347,19 @@ void Worker::onIterationEnd() {
     }
   }
   if (!forward_acks_.empty()) {
-    const auto status = last_commit_status_.ok() ? cluster::ForwardStatus::kOk
-                        : absl::IsResourceExhausted(last_commit_status_) ? cluster::ForwardStatus::kFull
-                                                                          : cluster::ForwardStatus::kError;
-    for (auto& [key, tokens] : forward_acks_) {
-      node_.ackForwards(key.first, key.second, std::move(tokens), status);
-    }
+    whenReplicated([this, acks = std::move(forward_acks_)](const absl::Status& st) mutable {
+      const auto status = st.ok() ? cluster::ForwardStatus::kOk
+                          : absl::IsResourceExhausted(st) ? cluster::ForwardStatus::kFull
+                                                          : cluster::ForwardStatus::kError;
+      for (auto& [key, tokens] : acks) node_.ackForwards(key.first, key.second, std::move(tokens), status);
+    });
     forward_acks_.clear();
   }
   for (uint32_t w = 0; w < confirms_.size(); ++w) {
     if (!confirms_[w].empty()) {
-      node_.worker(w).confirmDurable(std::move(confirms_[w]), last_commit_status_);
+      whenReplicated([this, w, tokens = std::move(confirms_[w])](const absl::Status& st) mutable {
+        node_.worker(w).confirmDurable(std::move(tokens), st);
+      });
       confirms_[w].clear();
     }
   }
@@ -452,16 +456,7 @@ void Worker::persistSession(session::Session& s) {
     if (s.stored) dropDurability(s, /*update_router=*/true);
     return;
   }
-  const Clocks clocks = iterationClocks();
-  int64_t last_seen = 0;  // connected
-  if (s.client == nullptr) {
-    // Offline: when it went offline, which is what its expiry counts from (not
-    // now: a later update, e.g. its delayed will going out, must not extend it).
-    last_seen = s.expires_at_ms != 0
-                    ? clocks.toWall(s.expires_at_ms - int64_t{s.expiry_interval} * 1000)
-                    : clocks.wall_ms;
-  }
-  write_set_.putSession(toSessionRecord(s, clocks, last_seen));
+  write_set_.putSession(sessionRecord(s));
   if (!s.stored) {
     // First write of a session that already has subscriptions (a session taken
     // over by a connection with a longer expiry): store them too.
@@ -472,6 +467,19 @@ void Worker::persistSession(session::Session& s) {
     node_.durableSessions().add(s.id(), std::make_shared<const std::string>(s.clientId()));
     setRouterDurable(s, true);
   }
+}
+
+records::SessionRecord Worker::sessionRecord(const session::Session& s) {
+  const Clocks clocks = iterationClocks();
+  int64_t last_seen = 0;  // connected
+  if (s.client == nullptr) {
+    // Offline: when it went offline, which is what its expiry counts from (not
+    // now: a later update, e.g. its delayed will going out, must not extend it).
+    last_seen = s.expires_at_ms != 0
+                    ? clocks.toWall(s.expires_at_ms - int64_t{s.expiry_interval} * 1000)
+                    : clocks.wall_ms;
+  }
+  return toSessionRecord(s, clocks, last_seen);
 }
 
 void Worker::setRouterDurable(session::Session& s, bool durable) {
@@ -573,6 +581,7 @@ void Worker::commitWrites() {
   if (!write_set_.empty()) {
     if (s.ok()) s = node_.store()->commit(std::move(write_set_));
     write_set_ = storage::WriteSet();
+    mirrorWrites();
     committed = true;
   }
   if (committed) {
@@ -591,22 +600,29 @@ void Worker::commitWrites() {
     }
   }
   last_commit_status_ = s;
+  if (replicating_) replicateIteration(s);
   if (!handover_confirms_.empty()) {
-    // Imported sessions are stored: their old nodes delete their copies. (After
-    // a failed commit they keep them.)
-    if (s.ok()) {
-      for (const HandoverConfirm& c : handover_confirms_) {
+    // Imported sessions are stored (here and on the replica nodes): their old
+    // nodes delete their copies. (After a failed commit they keep them.)
+    whenReplicated([this, confirms = std::move(handover_confirms_)](const absl::Status& st) {
+      if (!st.ok()) return;
+      for (const HandoverConfirm& c : confirms) {
         node_.confirmHandover(c.node, c.client_id, c.handover_id);
       }
-    }
+    });
     handover_confirms_.clear();
   }
-  if (!held_acks_.empty()) {
-    for (auto it = held_acks_.rbegin(); it != held_acks_.rend() && !it->committed; ++it) {
-      it->committed = true;
-      if (!s.ok() && it->failure == absl::StatusCode::kOk) it->failure = s.code();
-    }
-    releaseReadyAcks();
+  if (!held_acks_.empty() && !held_acks_.back().committed) {
+    const uint64_t end = held_base_token_ + held_acks_.size();
+    whenReplicated([this, end](const absl::Status& st) {
+      for (size_t i = 0; i < held_acks_.size() && held_base_token_ + i < end; ++i) {
+        HeldAck& h = held_acks_[i];
+        if (h.committed) continue;
+        h.committed = true;
+        if (!st.ok() && h.failure == absl::StatusCode::kOk) h.failure = st.code();
+      }
+      releaseReadyAcks();
+    });
   }
   if (committed && s.ok() && journal_ != nullptr) maintainJournal();
 }
@@ -689,33 +705,6 @@ uint64_t Worker::nextMessageId() {
   return next_message_id_++;
 }
 
-namespace {
-
-records::MessageRecord storedMessage(const router::Message& m, const Clocks& clocks) {
-  records::MessageRecord record = toMessageRecord(m, clocks);
-  record.clear_publisher_client_id();  // not needed to deliver it
-  record.clear_hlc();                  // retained bookkeeping, not for deliveries
-  record.clear_origin_node();
-  return record;
-}
-
-// The queue entry of a durable delivery; the message is embedded when it has no
-// record of its own.
-records::QueueEntryRecord queueEntry(const router::Message& m, uint64_t id, bool record,
-                                     uint8_t qos, bool retain, std::span<const uint32_t> sub_ids,
-                                     const Clocks& clocks) {
-  records::QueueEntryRecord entry;
-  entry.set_expiry_ms(static_cast<uint64_t>(clocks.toWall(m.expiry_deadline_ms)));
-  entry.set_message_id(id);
-  entry.set_qos(qos);
-  entry.set_retain(retain);
-  for (uint32_t sid : sub_ids) entry.add_subscription_ids(sid);
-  entry.set_message_bytes(static_cast<uint32_t>(m.topic.size() + m.payload.size()));
-  if (!record) *entry.mutable_message() = storedMessage(m, clocks);
-  return entry;
-}
-
-}  // namespace
 
 Worker::Durability Worker::persistMatched(const router::MessagePtr& message,
                                           session::Session* publisher, uint16_t packet_id) {
@@ -766,7 +755,9 @@ Worker::Durability Worker::persistMatched(const router::MessagePtr& message,
     const Clocks clocks = iterationClocks();
     // Stored once: a record of its own when several sessions reference it,
     // embedded in the one entry otherwise.
-    const bool record = targets > 1;
+    // (Not while replicating: a replica must never depend on a record another
+    // worker's batch carried, which a new epoch's snapshot would not repeat.)
+    const bool record = targets > 1 && !replicating_;
     if (record) {
       write_set_.putMessage(id, storedMessage(*message, clocks));
       node_.messageRefs().set(id, static_cast<uint32_t>(targets));
@@ -821,6 +812,13 @@ void Worker::persistQueued(session::Session& s, session::OutboundMessage& out) {
   write_set_.putQueueEntry(s.clientId(), out.stored_id,
                           queueEntry(*out.message, out.stored_id, out.stored_record, out.qos,
                                      out.retain, out.subscription_ids, clocks));
+  if (replicating_ && out.stored_record) {
+    // The replicas get it with its message embedded (the mirrored entry names
+    // a record of this node's).
+    replica_set_.putQueueEntry(s.clientId(), out.stored_id,
+                               queueEntry(*out.message, out.stored_id, false, out.qos, out.retain,
+                                          out.subscription_ids, clocks));
+  }
   out.queue_entry_written = true;
 }
 
@@ -842,8 +840,12 @@ void Worker::persistInflight(session::Session& s, uint16_t packet_id,
     const uint32_t segment = journal_->put(s.id(), s.clientId(), in.sequence, record_scratch_);
     if (in.journal_segment != 0) journal_->release(in.journal_segment);
     in.journal_segment = segment;
+    if (replicating_) replicateInflight(s, packet_id, in);
   } else {
     write_set_.putInflightBytes(s.clientId(), in.sequence, record_scratch_);
+    // (Mirrored as written; one that names a message record is written again
+    // with its message embedded.)
+    if (replicating_ && out.stored_record && !in.pubrec_received) replicateInflight(s, packet_id, in);
   }
   in.stored = true;
   if (in.pubrec_received) releaseMessage(out);
@@ -877,6 +879,7 @@ void Worker::forgetInflight(session::Session& s, uint16_t packet_id, session::In
       in.journal_segment = 0;
       if (!extendRun(&s.journal_done_from, &s.journal_done_to, in.sequence)) {
         journal_->done(s.id(), s.journal_done_from, s.journal_done_to);
+        replicateInflightDone(s, s.journal_done_from, s.journal_done_to);
         s.journal_done_from = in.sequence;
         s.journal_done_to = in.sequence + 1;
       }
@@ -899,7 +902,10 @@ void Worker::flushInflightDone() {
       if (s.inflight_done_to != 0) {
         write_set_.deleteInflightRange(s.clientId(), s.inflight_done_from, s.inflight_done_to);
       }
-      if (s.journal_done_to != 0) journal_->done(s.id(), s.journal_done_from, s.journal_done_to);
+      if (s.journal_done_to != 0) {
+        journal_->done(s.id(), s.journal_done_from, s.journal_done_to);
+        replicateInflightDone(s, s.journal_done_from, s.journal_done_to);
+      }
     }
     s.inflight_done_from = s.inflight_done_to = 0;
     s.journal_done_from = s.journal_done_to = 0;

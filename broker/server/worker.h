@@ -146,6 +146,14 @@ class Worker : public handlers::BrokerContext {
   void handOver(const std::vector<std::pair<uint32_t, std::string>>& targets,
                 bool disconnect_clients);
 
+  // --- session replication (replication.cc; docs/architecture.md, "Session
+  // replication") ---
+  // On this worker's thread: the replica nodes changed: a snapshot goes next.
+  void onReplicaEpoch() {}
+  // On this worker's thread: this worker's batch `sequence` of `epoch` is stored
+  // on every replica node (or not: `status`).
+  void onReplicated(uint64_t epoch, uint64_t sequence, const absl::Status& status);
+
   const handlers::WorkerStats& stats() const { return stats_; }
   // Before start(): the journal this worker writes its inflight records to
   // (null: none, everything goes to the store).
@@ -179,6 +187,28 @@ class Worker : public handlers::BrokerContext {
   // Adds what another node handed over to this worker's session of that client
   // id (created if there is none) and records it all in this iteration's batch.
   void importSession(const records::SessionTransfer& transfer);
+
+  // Session replication (replication.cc).
+  // After this iteration's commit: sends what it changed of persistent sessions
+  // (or a snapshot of them all, in a new epoch) to the replica nodes.
+  void replicateIteration(const absl::Status& commit_status);
+  // Runs `fn` once what this worker committed so far is on every replica node
+  // (at once when nothing waits for one), with how that went.
+  using AfterReplicated = std::function<void(const absl::Status&)>;
+  void whenReplicated(AfterReplicated fn);
+  // Every persistent session of this worker as WriteSet operations (messages
+  // embedded), for a new epoch's first batch.
+  void snapshotSessions(storage::WriteSet& out);
+  bool replicating() const { return replicating_; }
+  // The inflight record of `in` for the replicas: its message embedded, so that
+  // a replica never depends on a message record (MessageRefs) of this node.
+  void replicateInflight(const session::Session& s, uint16_t packet_id,
+                         const session::InflightMessage& in);
+  void replicateInflightDone(const session::Session& s, uint64_t from, uint64_t to) {
+    if (replicating_) replica_set_.deleteInflightRange(s.clientId(), from, to);
+  }
+  // Mirrors write_set_'s session tables into replica_set_ (after each reset).
+  void mirrorWrites();
 
   void onAccept(int fd, std::string peer);
   void addClient(int fd, std::string peer, std::string input);
@@ -214,6 +244,8 @@ class Worker : public handlers::BrokerContext {
   // The session leaves the store (expiry 0 now, or it ends): its disk backlog is
   // read into memory, every durable reference released, its records deleted.
   void dropDurability(session::Session& s, bool update_router);
+  // The session's stored record as of now.
+  records::SessionRecord sessionRecord(const session::Session& s);
   // Marks the session's subscriptions in the router as durable or not.
   void setRouterDurable(session::Session& s, bool durable);
 
@@ -324,6 +356,18 @@ class Worker : public handlers::BrokerContext {
   uint64_t assigned_ids_ = 0;
   // The durable changes of the current loop iteration (docs/storage.md).
   storage::WriteSet write_set_;
+  // Session replication: on (a cluster with --replication_factor >= 2); the
+  // changes of this iteration for the replica nodes; the epoch of the last
+  // snapshot sent; what waits for batches sent (sequence 0: for the next
+  // snapshot), oldest first.
+  bool replicating_ = false;
+  storage::WriteSet replica_set_;
+  uint64_t replica_epoch_ = 0;
+  struct Replicating {
+    uint64_t sequence = 0;
+    std::vector<AfterReplicated> actions;
+  };
+  std::deque<Replicating> replicating_batches_;
   // Inflight records of this worker's persistent sessions, written before
   // write_set_ at each commit (docs/storage.md, "The inflight journal").
   std::unique_ptr<storage::Journal> journal_;

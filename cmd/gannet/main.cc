@@ -55,6 +55,9 @@ ABSL_FLAG(uint32_t, drain_timeout, 30,
 ABSL_FLAG(uint64_t, cluster_spool_max_messages, 1000000,
           "Messages kept on disk for a peer whose link is down, sent when it is back; over "
           "this, publishes that match it are refused (QoS >= 1) or dropped (QoS 0)");
+ABSL_FLAG(uint32_t, replication_factor, 2,
+          "Nodes that hold each persistent session, this one included (1 = no replication): "
+          "its changes are stored on the others before they are acknowledged");
 ABSL_FLAG(uint32_t, cluster_heartbeat_ms, 500, "Heartbeat interval on each cluster link");
 ABSL_FLAG(uint32_t, cluster_suspect_ms, 2000, "A peer not heard from for this long is suspect");
 ABSL_FLAG(uint32_t, cluster_dead_ms, 10000,
@@ -218,6 +221,8 @@ gannet::server::NodeOptions optionsFromFlags() {
   o.cluster_spool_max_messages = checkedRange<uint64_t>(
       "cluster_spool_max_messages", absl::GetFlag(FLAGS_cluster_spool_max_messages), 0,
       uint64_t{1} << 40);
+  o.replication_factor =
+      checkedRange<uint32_t>("replication_factor", absl::GetFlag(FLAGS_replication_factor), 1, 16);
   o.cluster_timeouts.heartbeat_ms =
       checkedRange<uint32_t>("cluster_heartbeat_ms", absl::GetFlag(FLAGS_cluster_heartbeat_ms), 10, 60000);
   o.cluster_timeouts.suspect_ms =
