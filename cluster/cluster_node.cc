@@ -27,8 +27,12 @@ int64_t wallMs() {
 }
 
 PeerReport reportOf(const clusterpb::Heartbeat& hb) {
-  return {hb.incarnation(), hb.connections(), hb.routes(), hb.mqtt_address(), hb.draining(),
-          hb.sessions()};
+  PeerReport r{hb.incarnation(), hb.connections(), hb.routes(), hb.mqtt_address(), hb.draining(),
+               hb.sessions(), {}};
+  for (const clusterpb::ReplicaState& s : hb.replicas()) {
+    r.replicas.push_back({s.owner(), s.epoch(), s.promoted()});
+  }
+  return r;
 }
 
 // The WireMessage fields of proto RetainedEntry.
@@ -125,7 +129,10 @@ class ClusterNode::LinkService final : public clusterpb::Cluster::Service {
     }
     while (stream->Read(&in)) {
       if (in.has_heartbeat()) {
-        node_.membership_.heard(peer, reportOf(in.heartbeat()), base::monotonicMs());
+        PeerReport report = reportOf(in.heartbeat());
+        std::vector<ReplicaState> replicas = report.replicas;
+        node_.membership_.heard(peer, std::move(report), base::monotonicMs());
+        node_.host_.onPeerReplicas(peer, std::move(replicas));
         clusterpb::LinkMessage out;
         *out.mutable_heartbeat() = node_.heartbeat();  // no route count: see Membership::heard
         if (!stream->Write(out)) break;
@@ -146,7 +153,8 @@ class ClusterNode::LinkService final : public clusterpb::Cluster::Service {
         }
         node_.host_.onRetained(std::move(entries));
       } else if (in.has_forward()) {
-        node_.host_.onForward(peer, std::move(*in.mutable_forward()->mutable_packed()));
+        node_.host_.onForward(peer, std::move(*in.mutable_forward()->mutable_packed()),
+                              in.forward().on_behalf_of());
       } else if (in.has_claim()) {
         clusterpb::SessionClaim& c = *in.mutable_claim();
         node_.host_.onSessionClaim(peer, c.request_id(), std::move(*c.mutable_client_id()),
@@ -261,6 +269,12 @@ clusterpb::Heartbeat ClusterNode::heartbeat() {
   hb.set_mqtt_address(mqtt_address_);
   hb.set_draining(host_.draining());
   hb.set_sessions(host_.sessions());
+  for (const ReplicaState& r : host_.replicaStates()) {
+    auto* s = hb.add_replicas();
+    s->set_owner(r.owner);
+    s->set_epoch(r.epoch);
+    s->set_promoted(r.promoted);
+  }
   return hb;
 }
 
@@ -567,7 +581,7 @@ void ClusterNode::localRouteRemoved(std::string_view filter) {
   }
 }
 
-bool ClusterNode::forward(uint32_t node, PackedForwards batch) {
+bool ClusterNode::forward(uint32_t node, PackedForwards batch, uint32_t on_behalf_of) {
   Dialer* d = dialerFor(node);
   if (d == nullptr) return false;
   std::lock_guard lock(d->mu);
@@ -583,13 +597,15 @@ bool ClusterNode::forward(uint32_t node, PackedForwards batch) {
   d->pending_forwards += batch.count;
   d->outbox_acks.insert(d->outbox_acks.end(), batch.acks.begin(), batch.acks.end());
   clusterpb::ForwardBatch* out = nullptr;
-  if (!d->outbox.empty() && d->outbox.back().has_forward()) {
+  if (!d->outbox.empty() && d->outbox.back().has_forward() &&
+      d->outbox.back().forward().on_behalf_of() == on_behalf_of) {
     // Not written yet: the batches of several iterations go out as one.
     out = d->outbox.back().mutable_forward();
     out->mutable_packed()->append(batch.bytes);
     out->set_count(out->count() + static_cast<uint32_t>(batch.count));
   } else {
     out = d->outbox.emplace_back().mutable_forward();
+    out->set_on_behalf_of(on_behalf_of);
     out->set_packed(std::move(batch.bytes));
     out->set_count(static_cast<uint32_t>(batch.count));
   }

@@ -71,6 +71,7 @@ struct SessionAnswer {
     kNewerClaim,   // a newer connect of that client id is in progress there
     kUnavailable,  // it did not answer: its link was lost, or it timed out
     kMoved,        // it handed the session to node `moved_to` moments ago
+    kPending,      // it is about to take the session over from a dead node: ask again
   };
   uint32_t node = 0;
   Kind kind = Kind::kNone;
@@ -102,7 +103,8 @@ class ClusterHost {
                         std::vector<std::string> remove) = 0;
   // Messages node `node` forwarded here, in its order, packed
   // (cluster/forward_codec.h): deliver them locally.
-  virtual void onForward(uint32_t node, std::string packed) = 0;
+  // (`on_behalf_of`: see proto ForwardBatch.)
+  virtual void onForward(uint32_t node, std::string packed, uint32_t on_behalf_of) = 0;
   // Node `node` is dead: drop its routes.
   virtual void onPeerDead(uint32_t node) = 0;
   // Forwarded messages with these ack tokens (of worker `worker` here) are
@@ -137,6 +139,10 @@ class ClusterHost {
                             bool ok) = 0;
   // The link to node `node` came up or was lost (what this node sends it).
   virtual void onLinkChanged(uint32_t node, bool up) = 0;
+  // What this node reports of the replicas it holds (every heartbeat).
+  virtual std::vector<ReplicaState> replicaStates() = 0;
+  // Node `node` reported the replicas it holds (every heartbeat from it).
+  virtual void onPeerReplicas(uint32_t node, std::vector<ReplicaState> replicas) = 0;
 };
 
 struct ClusterOptions {
@@ -173,7 +179,9 @@ class ClusterNode {
   // the link is re-established; false when they cannot (over that bound, the
   // node is dead or unknown): nothing of them is sent.
   static constexpr size_t kMaxPendingForwards = 100000;
-  bool forward(uint32_t node, PackedForwards batch);
+  // `on_behalf_of`: messages kept for that dead node, for the sessions `node`
+  // took over from it (proto ForwardBatch.on_behalf_of).
+  bool forward(uint32_t node, PackedForwards batch, uint32_t on_behalf_of = 0);
   // Thread-safe: tells node `node` that its forwarded messages with these tokens
   // (of its worker `worker`) were committed here (or failed to be).
   void ackForwards(uint32_t node, uint32_t worker, std::vector<uint64_t> tokens,

@@ -40,6 +40,14 @@ enum class MemberState : uint8_t {
 std::string_view memberStateName(MemberState state);
 
 // What a peer says of itself in its heartbeats.
+// A replica of node `owner`'s sessions (proto ReplicaState).
+struct ReplicaState {
+  uint32_t owner = 0;
+  uint64_t epoch = 0;
+  bool promoted = false;
+  bool operator==(const ReplicaState&) const = default;
+};
+
 struct PeerReport {
   uint64_t incarnation = 0;
   uint64_t connections = 0;
@@ -47,6 +55,7 @@ struct PeerReport {
   std::string mqtt_address;
   bool draining = false;
   uint64_t sessions = 0;
+  std::vector<ReplicaState> replicas;
 };
 
 struct MemberView {

@@ -64,6 +64,9 @@ void ClusterNode::answerClaim(uint32_t node, uint64_t request_id, SessionAnswer 
       h->set_status(clusterpb::SessionHandover::MOVED);
       h->set_moved_to(answer.moved_to);
       break;
+    case SessionAnswer::Kind::kPending:
+      h->set_status(clusterpb::SessionHandover::PENDING);
+      break;
     default:
       h->set_status(clusterpb::SessionHandover::NONE);
       break;
@@ -178,6 +181,9 @@ void ClusterNode::applyHandover(uint32_t node, clusterpb::SessionHandover& h) {
       case clusterpb::SessionHandover::MOVED:
         a.kind = SessionAnswer::Kind::kMoved;
         a.moved_to = h.moved_to();
+        break;
+      case clusterpb::SessionHandover::PENDING:
+        a.kind = SessionAnswer::Kind::kPending;
         break;
       default:
         a.kind = SessionAnswer::Kind::kNone;

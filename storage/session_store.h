@@ -140,6 +140,9 @@ class SessionStore {
   // store-wide disk limit. Cheap enough to call once a second, not per message.
   virtual uint64_t approximateDiskBytes() = 0;
 
+  // Whether a session record of `client_id` exists (one point lookup).
+  virtual absl::StatusOr<bool> hasSession(std::string_view client_id) = 0;
+
   // Exact number of records in `table` (a full scan: tests and diagnostics).
   virtual absl::StatusOr<uint64_t> countKeys(Table table) = 0;
 

@@ -8,12 +8,14 @@
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
+#include <fstream>
 #include <thread>
 
 #include <prometheus/exposer.h>
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/container/flat_hash_set.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "base/clock.h"
 #include "base/logging.h"
@@ -361,6 +363,18 @@ absl::Status Node::loadStore() {
     }
   }
 
+  if (cluster_host_ != nullptr && previous_epoch_ != 0 && !restored_ids.empty()) {
+    // Replicated before this restart: another node may have taken these over
+    // while this one was down. They wait (and so does replication) until a
+    // peer says (docs/architecture.md, "Node crash").
+    std::lock_guard lock(reconcile_mu_);
+    reconciling_ = true;
+    unverified_ = restored_ids;
+    if (replicator_ != nullptr) replicator_->setHeld(true);
+    base::logger("cluster").info("{} restored sessions wait for the peers' word on epoch {}",
+                                 restored_ids.size(), previous_epoch_);
+  }
+
   size_t retained = 0;
   for (const records::MessageRecord& rec : loaded.retained) {
     if (rec.expiry_ms() != 0 && static_cast<int64_t>(rec.expiry_ms()) <= now_wall) {
@@ -442,11 +456,11 @@ class Node::ClusterHostImpl final : public cluster::ClusterHost, public router::
     }
   }
 
-  void onForward(uint32_t node, std::string packed) override {
+  void onForward(uint32_t node, std::string packed, uint32_t on_behalf_of) override {
     // One worker per sending node: its messages stay in order.
     Worker& w = node_.worker(node % node_.workerCount());
-    w.post([&w, node, packed = std::move(packed)]() mutable {
-      w.deliverForwarded(node, std::move(packed));
+    w.post([&w, node, on_behalf_of, packed = std::move(packed)]() mutable {
+      w.deliverForwarded(node, std::move(packed), on_behalf_of);
     });
   }
 
@@ -467,6 +481,13 @@ class Node::ClusterHostImpl final : public cluster::ClusterHost, public router::
   }
 
   void onPeerDead(uint32_t node) override {
+    node_.maybePromote(node);
+    // Its routes stay while a node holding its replica takes over its sessions:
+    // what matches them meanwhile is kept for it, then goes there.
+    if (!node_.keepRoutesOfDead(node)) dropRoutes(node);
+  }
+
+  void dropRoutes(uint32_t node) {
     const router::Destination dest{node, router::kRemoteWorker};
     std::lock_guard lock(mu_);
     auto it = remote_.find(node);
@@ -475,13 +496,34 @@ class Node::ClusterHostImpl final : public cluster::ClusterHost, public router::
     remote_.erase(it);
   }
 
+  std::vector<cluster::ReplicaState> replicaStates() override {
+    std::vector<cluster::ReplicaState> out;
+    if (node_.replica_stores_ == nullptr) return out;
+    for (const ReplicaStores::State& s : node_.replica_stores_->states()) {
+      out.push_back({s.owner, s.epoch, s.promoted});
+    }
+    return out;
+  }
+  void onPeerReplicas(uint32_t node, std::vector<cluster::ReplicaState> replicas) override {
+    node_.onPeerReplicas(node, std::move(replicas));
+  }
+
   void onSessionClaim(uint32_t node, uint64_t request_id, std::string client_id,
                       uint64_t stamp, bool pull) override {
     clock_.observe(stamp);
     const int64_t home = node_.registry().find(client_id);
     if (home < 0) {
-      // No session, no connect in progress: nothing to hand over.
-      if (cluster_ != nullptr) cluster_->answerClaim(node, request_id, {});
+      cluster::SessionAnswer answer;
+      // In the replica of a node that is down: taken over here soon (when it
+      // is declared dead); the claimer asks again.
+      if (node_.replica_stores_ != nullptr) {
+        const uint32_t owner = node_.replica_stores_->ownerHolding(client_id);
+        if (owner != 0 && owner != node && cluster_ != nullptr && !cluster_->linkLive(owner)) {
+          answer.kind = cluster::SessionAnswer::Kind::kPending;
+        }
+      }
+      // Else no session, no connect in progress: nothing to hand over.
+      if (cluster_ != nullptr) cluster_->answerClaim(node, request_id, std::move(answer));
       return;
     }
     Worker& w = node_.worker(static_cast<uint32_t>(home));
@@ -652,6 +694,11 @@ class Node::ClusterHostImpl final : public cluster::ClusterHost, public router::
 
 void Node::ackForwards(uint32_t node, uint32_t worker, std::vector<uint64_t> tokens,
                        cluster::ForwardStatus status) {
+  if (node == options_.node_id) {
+    // Kept here for a dead node and delivered here (NodeSpool::redirect).
+    if (cluster_host_ != nullptr) cluster_host_->onForwardAck(worker, std::move(tokens), status);
+    return;
+  }
   if (cluster_ != nullptr) cluster_->ackForwards(node, worker, std::move(tokens), status);
 }
 
@@ -801,11 +848,22 @@ absl::Status Node::createCluster() {
   router_.setListener(cluster_host_.get());
   spool_ = std::make_unique<NodeSpool>(*store_, *cluster_, options_.cluster_spool_max_messages,
                                        options_.cluster_timeouts.dead_ms);
+  spool_->setLocalDelivery(options_.node_id, [this](std::string packed, uint32_t on_behalf_of) {
+    Worker& w = *workers_[options_.node_id % workers_.size()];
+    w.post([&w, self = options_.node_id, packed = std::move(packed), on_behalf_of]() mutable {
+      w.deliverForwarded(self, std::move(packed), on_behalf_of);
+    });
+  });
   std::vector<uint32_t> peer_ids;
   for (const cluster::PeerAddress& p : options_.peers) peer_ids.push_back(p.id);
   replica_stores_ = std::make_unique<ReplicaStores>(absl::StrCat(options_.data_dir, "/replicas"),
                                                     options_.fsync);
   replica_stores_->openExisting();
+  {
+    std::ifstream in(epochFile());
+    std::string text;
+    if (std::getline(in, text) && !absl::SimpleAtoi(text, &previous_epoch_)) previous_epoch_ = 0;
+  }
   if (options_.replication_factor >= 2 && !peer_ids.empty()) {
     Replicator::Callbacks callbacks;
     callbacks.replicated = [this](uint32_t w, uint64_t epoch, uint64_t sequence, absl::Status st) {
@@ -819,11 +877,212 @@ absl::Status Node::createCluster() {
       // Wakes each worker: its iteration sends the new epoch's snapshot.
       for (auto& w : workers_) w->post([] {});
     };
+    callbacks.persist_epoch = [this](uint64_t epoch) {
+      const std::string file = epochFile();
+      std::ofstream out(file + ".tmp", std::ios::trunc);
+      out << epoch << "\n";
+      out.close();
+      std::error_code ec;
+      std::filesystem::rename(file + ".tmp", file, ec);
+      if (!out || ec) base::logger("cluster").error("cannot write {}", file);
+    };
     replicator_ = std::make_unique<Replicator>(options_.node_id, options_.replication_factor,
                                                peer_ids, std::move(callbacks));
     replicator_->setCluster(cluster_.get());
   }
   return spool_->load(peer_ids);
+}
+
+std::string Node::epochFile() const { return absl::StrCat(options_.data_dir, "/replication-epoch"); }
+
+bool Node::takeUnverified(const std::string& client_id) {
+  std::lock_guard lock(reconcile_mu_);
+  return reconciling_ && unverified_.erase(client_id) > 0;
+}
+
+void Node::resolveRestored(bool taken_over, const std::string& why) {
+  absl::flat_hash_set<std::string> ids;
+  {
+    std::lock_guard lock(reconcile_mu_);
+    if (!reconciling_) return;
+    reconciling_ = false;
+    ids = std::move(unverified_);
+    unverified_.clear();
+  }
+  if (taken_over) {
+    base::logger("cluster").info("{}: the {} sessions restored here are gone (taken over there)",
+                                 why, ids.size());
+    std::vector<std::vector<std::string>> per_worker(workers_.size());
+    for (const std::string& id : ids) {
+      const int64_t w = registry_.find(id);
+      if (w >= 0) per_worker[static_cast<size_t>(w)].push_back(id);
+    }
+    for (size_t w = 0; w < workers_.size(); ++w) {
+      if (per_worker[w].empty()) continue;
+      Worker& worker = *workers_[w];
+      worker.post([&worker, stale = std::move(per_worker[w])] { worker.dropStale(stale); });
+    }
+  } else {
+    base::logger("cluster").info("{}: the {} sessions restored here stay", why, ids.size());
+  }
+  if (replicator_ != nullptr) replicator_->setHeld(false);
+}
+
+void Node::tickReconciliation(int64_t now_ms) {
+  std::vector<uint32_t> expired;
+  {
+    std::lock_guard lock(promote_mu_);
+    for (const auto& [node, until] : routes_kept_) {
+      if (base::monotonicMs() >= until) expired.push_back(node);
+    }
+  }
+  for (uint32_t node : expired) {
+    base::logger("cluster").warn("no node reported taking over the sessions of dead node {}", node);
+    dropRoutesOf(node);
+  }
+  {
+    std::lock_guard lock(reconcile_mu_);
+    if (!reconciling_) return;
+  }
+  if (now_ms - started_ms_ < 2 * int64_t{options_.cluster_timeouts.dead_ms}) return;
+  resolveRestored(false, "no peer reported what became of this node's sessions before its restart "
+                         "(is its replica node down?)");
+}
+
+void Node::onPeerReplicas(uint32_t node, std::vector<cluster::ReplicaState> replicas) {
+  std::vector<uint32_t> taken_over;  // dead nodes whose sessions `node` took over
+  {
+    std::lock_guard lock(promote_mu_);
+    auto& slot = peer_replicas_[node];
+    if (slot == replicas) return;
+    for (const cluster::ReplicaState& r : replicas) {
+      if (r.promoted && routes_kept_.contains(r.owner)) taken_over.push_back(r.owner);
+    }
+    slot = replicas;
+  }
+  for (uint32_t owner : taken_over) {
+    // Its route updates came before this heartbeat: its new routes are in place.
+    if (spool_ != nullptr) spool_->redirect(owner, node);
+    dropRoutesOf(owner);
+  }
+  if (previous_epoch_ == 0) return;
+  for (const cluster::ReplicaState& r : replicas) {
+    if (r.owner != options_.node_id || r.epoch != previous_epoch_) continue;
+    resolveRestored(r.promoted, absl::StrCat("node ", node,
+                                             r.promoted ? " took over" : " holds the replica of",
+                                             " this node's sessions of epoch ", r.epoch));
+  }
+}
+
+void Node::noteAdopted(uint32_t owner, uint64_t session_id) {
+  std::lock_guard lock(promote_mu_);
+  adopted_.insert({owner, session_id});
+}
+
+bool Node::adoptedFrom(uint32_t owner, uint64_t session_id) {
+  std::lock_guard lock(promote_mu_);
+  return adopted_.contains({owner, session_id});
+}
+
+bool Node::keepRoutesOfDead(uint32_t node) {
+  bool held = false;
+  if (replica_stores_ != nullptr) {
+    for (const ReplicaStores::State& st : replica_stores_->states()) {
+      held |= st.owner == node && !st.promoted;
+    }
+  }
+  std::lock_guard lock(promote_mu_);
+  for (const auto& [peer, states] : peer_replicas_) {
+    if (peer == node || !cluster_->linkLive(peer)) continue;
+    for (const cluster::ReplicaState& st : states) held |= st.owner == node && !st.promoted;
+  }
+  if (held) routes_kept_[node] = base::monotonicMs() + 2 * int64_t{options_.cluster_timeouts.dead_ms};
+  return held;
+}
+
+void Node::promotedHere(uint32_t owner) {
+  if (spool_ != nullptr) spool_->redirect(owner, options_.node_id);
+  dropRoutesOf(owner);
+}
+
+void Node::dropRoutesOf(uint32_t node) {
+  {
+    std::lock_guard lock(promote_mu_);
+    if (routes_kept_.erase(node) == 0) return;
+  }
+  if (cluster_host_ != nullptr) cluster_host_->dropRoutes(node);
+  base::logger("cluster").info("routes of node {} dropped", node);
+}
+
+void Node::maybePromote(uint32_t owner) {
+  if (replica_stores_ == nullptr) return;
+  uint64_t mine = 0;
+  for (const ReplicaStores::State& st : replica_stores_->states()) {
+    if (st.owner == owner && !st.promoted) mine = st.epoch;
+  }
+  if (mine == 0) return;
+  // One node takes over: of the live ones holding the newest replica, the first
+  // after the owner in ring order.
+  auto ring_pos = [owner](uint32_t id) { return std::pair(id < owner, id); };
+  const std::vector<cluster::MemberView> views = cluster_->membership().snapshot();
+  std::lock_guard lock(promote_mu_);
+  for (const auto& [peer, states] : peer_replicas_) {
+    bool alive = false;
+    for (const cluster::MemberView& v : views) {
+      alive |= v.peer.id == peer && v.state == cluster::MemberState::kAlive;
+    }
+    if (!alive || peer == owner) continue;
+    for (const cluster::ReplicaState& st : states) {
+      if (st.owner != owner || st.promoted) continue;
+      if (st.epoch > mine || (st.epoch == mine && ring_pos(peer) < ring_pos(options_.node_id))) {
+        return;  // that one takes over
+      }
+    }
+  }
+  if (!promoting_.insert(owner).second) return;
+  promote_threads_.emplace_back([this, owner] { promote(owner); });
+}
+
+namespace {
+// Released when every imported session is committed (and replicated): the
+// replica goes and "promoted" is reported.
+struct Promotion {
+  ReplicaStores* stores = nullptr;
+  uint32_t owner = 0;
+  uint64_t epoch = 0;
+  size_t sessions = 0;
+  Node* node = nullptr;
+  ~Promotion() {
+    stores->promoted(owner, epoch);
+    node->promotedHere(owner);
+    base::logger("cluster").info("took over {} sessions of node {} (epoch {})", sessions, owner,
+                                 epoch);
+  }
+};
+}  // namespace
+
+void Node::promote(uint32_t owner) {
+  auto contents = replica_stores_->read(owner);
+  if (!contents.ok()) {
+    base::logger("cluster").error("cannot take over the sessions of node {}: {}", owner,
+                                  contents.status().ToString());
+  } else if (contents->epoch != 0) {
+    base::logger("cluster").info("node {} is dead: taking over its {} persistent sessions", owner,
+                                 contents->sessions.size());
+    auto promotion = std::make_shared<Promotion>();
+    promotion->stores = replica_stores_.get();
+    promotion->owner = owner;
+    promotion->epoch = contents->epoch;
+    promotion->sessions = contents->sessions.size();
+    promotion->node = this;
+    for (records::SessionTransfer& t : contents->sessions) {
+      const std::string client_id = t.session().client_id();
+      Worker& w = *workers_[registry_.claim(client_id, homeWorker(client_id))];
+      w.post([&w, owner, t = std::move(t), promotion] { w.adoptPromoted(owner, t, promotion); });
+    }
+  }
+  std::lock_guard lock(promote_mu_);
+  promoting_.erase(owner);
 }
 
 absl::Status Node::startCluster() {
@@ -875,6 +1134,12 @@ void Node::stop() {
 
 void Node::wait() {
   for (auto& w : workers_) w->join();
+  std::vector<std::thread> threads;
+  {
+    std::lock_guard lock(promote_mu_);
+    threads = std::move(promote_threads_);
+  }
+  for (std::thread& t : threads) t.join();
 }
 
 NodeTotals Node::totals() const {

@@ -9,11 +9,14 @@
 #include <atomic>
 #include <cstdint>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
 #include "absl/status/status.h"
 #include "broker/handlers/config.h"
 #include "broker/router/retained_index.h"
@@ -140,6 +143,18 @@ class Node {
   // on a single node).
   Replicator* replicator() { return replicator_.get(); }
   ReplicaStores* replicaStores() { return replica_stores_.get(); }
+  // --- node crash (docs/architecture.md, "Node crash") ---
+  // Any thread: `client_id`'s session was restored at startup and it is not yet
+  // known whether another node took it over while this one was down; it no
+  // longer counts as such after this call.
+  bool takeUnverified(const std::string& client_id);
+  // Worker 0's tick: gives up waiting for the peers' word on the restored
+  // sessions after a while (keeps them).
+  void tickReconciliation(int64_t now_ms);
+  // Any thread: session `session_id` here was taken over from dead node `owner`
+  // (messages kept for that node elsewhere are delivered to it).
+  void noteAdopted(uint32_t owner, uint64_t session_id);
+  bool adoptedFrom(uint32_t owner, uint64_t session_id);
   // Any thread: a hybrid-logical-clock stamp ordering a connect's session claim.
   uint64_t claimStamp();
   // Any thread: asks the other nodes for their session of `client_id` (see
@@ -209,6 +224,38 @@ class Node {
   std::unique_ptr<NodeSpool> spool_;
   std::unique_ptr<Replicator> replicator_;
   std::unique_ptr<ReplicaStores> replica_stores_;
+  // A peer reported the replicas it holds: take over a dead node's sessions,
+  // or learn what became of this node's own from before its restart.
+  void onPeerReplicas(uint32_t node, std::vector<cluster::ReplicaState> replicas);
+  // Node `node` died: if this node holds its replica (and is the one to take
+  // over), its sessions become this node's (on promote_threads_).
+  void maybePromote(uint32_t node);
+  // Node `node` died: true when its routes stay until its sessions' new node
+  // reports (routes_kept_).
+  bool keepRoutesOfDead(uint32_t node);
+  void dropRoutesOf(uint32_t node);
+ public:
+  // This node took over dead node `owner`'s sessions: what it kept for that
+  // node is delivered to them here, and that node's routes go.
+  void promotedHere(uint32_t owner);
+ private:
+  void promote(uint32_t node);
+  // Restored sessions no longer in doubt: dropped (taken over elsewhere) or kept.
+  void resolveRestored(bool taken_over, const std::string& why);
+  std::string epochFile() const;
+  uint64_t previous_epoch_ = 0;  // this node's replication epoch before the restart
+  std::mutex reconcile_mu_;
+  bool reconciling_ = false;
+  absl::flat_hash_set<std::string> unverified_;
+  absl::flat_hash_map<uint32_t, std::vector<cluster::ReplicaState>> peer_replicas_;
+  std::mutex promote_mu_;
+  std::vector<std::thread> promote_threads_;
+  absl::flat_hash_set<uint32_t> promoting_;
+  absl::flat_hash_set<std::pair<uint32_t, uint64_t>> adopted_;  // under promote_mu_
+  // Dead nodes whose routes stay until the node taking over their sessions
+  // reports it did (forwards meanwhile are kept for them, then redirected):
+  // node → when to drop them anyway (monotonic ms).
+  absl::flat_hash_map<uint32_t, int64_t> routes_kept_;  // under promote_mu_
   std::unique_ptr<MessageIds> message_ids_;
   MessageRefs message_refs_;
   DurableSessions durable_sessions_;

@@ -120,18 +120,32 @@ void NodeSpool::run() {
   }
 }
 
+void NodeSpool::redirect(uint32_t from, uint32_t to) {
+  std::lock_guard lock(mu_);
+  auto it = peers_.find(from);
+  if (it == peers_.end() || it->second.count == 0) return;
+  it->second.redirect_to = to;
+  log().info("node {} died and node {} took over its sessions: the {} messages kept for it go there",
+             from, to, it->second.count);
+  wake_ = true;
+  cv_.notify_all();
+}
+
 bool NodeSpool::drainOnce(uint32_t node) {
-  if (!cluster_.linkLive(node)) return false;
   uint64_t from = 0;
   uint64_t limit = std::numeric_limits<uint64_t>::max();
+  uint32_t target = node;
   {
     std::lock_guard lock(mu_);
     Peer& p = peers_[node];
     if (p.count == 0) return false;
+    if (p.redirect_to != 0) target = p.redirect_to;
     from = p.next_read;
     // Only what every worker has committed: a lower sequence may still come.
     if (!p.uncommitted.empty()) limit = p.uncommitted.begin()->first;
   }
+  const bool local = target == self_ && local_;
+  if (!local && !cluster_.linkLive(target)) return false;
   auto entries = store_.readNodeQueue(node, from, kChunk);
   if (!entries.ok()) {
     const int64_t now = base::monotonicMs();
@@ -159,7 +173,14 @@ bool NodeSpool::drainOnce(uint32_t node) {
     awaiting_.insert(sequences.begin(), sequences.end());
     chunk_failed_ = false;
   }
-  if (!batch.empty() && !cluster_.forward(node, std::move(batch))) return false;
+  const uint32_t on_behalf_of = target == node ? 0 : node;
+  if (!batch.empty()) {
+    if (local) {
+      local_(std::move(batch.bytes), on_behalf_of);
+    } else if (!cluster_.forward(target, std::move(batch), on_behalf_of)) {
+      return false;
+    }
+  }
   {
     std::unique_lock lock(mu_);
     cv_.wait_for(lock, std::chrono::milliseconds(ack_timeout_ms_),
@@ -181,6 +202,7 @@ bool NodeSpool::drainOnce(uint32_t node) {
   p.count -= std::min<uint64_t>(p.count, n);
   if (p.count == 0) {
     p.logged = false;
+    p.redirect_to = 0;
     log().info("messages kept for node {} sent", node);
   }
   return true;

@@ -16,6 +16,8 @@
 #include <atomic>
 #include <condition_variable>
 #include <cstdint>
+#include <functional>
+#include <string>
 #include <map>
 #include <mutex>
 #include <thread>
@@ -60,12 +62,23 @@ class NodeSpool {
   // Messages kept for all peers (metrics).
   uint64_t kept();
 
+  // Node `from` died and node `to` took over its sessions: what is kept for
+  // `from` goes to `to` (for those sessions only) from now on; `to` may be this
+  // node (`local` delivers it here). Ends once nothing is kept for `from`.
+  void redirect(uint32_t from, uint32_t to);
+  using LocalDelivery = std::function<void(std::string packed, uint32_t on_behalf_of)>;
+  void setLocalDelivery(uint32_t self, LocalDelivery local) {
+    self_ = self;
+    local_ = std::move(local);
+  }
+
  private:
   struct Peer {
     uint64_t count = 0;      // reserved or stored, not deleted yet
     uint64_t next_read = 0;  // the first sequence not sent and acknowledged yet
     std::map<uint64_t, size_t> uncommitted;  // reserved, not committed: first → n
     bool logged = false;     // "keeping messages for node N" said
+    uint32_t redirect_to = 0;  // its sessions' new node (it died); 0: none
   };
   void run();
   // Sends one chunk to `node` and deletes it once acknowledged. True: progress.
@@ -85,6 +98,8 @@ class NodeSpool {
   bool stopping_ = false;
   int64_t next_error_log_ms_ = 0;
   std::thread thread_;
+  uint32_t self_ = 0;
+  LocalDelivery local_;
 };
 
 }  // namespace gannet::server

@@ -1,11 +1,13 @@
 #include "broker/server/replica_stores.h"
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "base/logging.h"
+#include "base/status_macros.h"
 #include "base/strings.h"
 #include "storage/rocksdb/rocksdb_session_store.h"
 
@@ -53,11 +55,146 @@ absl::Status ReplicaStores::open(uint32_t owner, Replica& r) {
   return absl::OkStatus();
 }
 
+namespace {
+
+// Builds one SessionTransfer per session of a replica store.
+struct TransferBuilder : storage::LoadVisitor {
+  absl::flat_hash_map<std::string, records::SessionTransfer> sessions;
+  absl::flat_hash_map<std::string, storage::QueueSummary> queues;
+  records::SessionTransfer* of(std::string_view client_id) {
+    auto it = sessions.find(std::string(client_id));
+    return it == sessions.end() ? nullptr : &it->second;
+  }
+  void onSession(records::SessionRecord session) override {
+    std::string id = session.client_id();
+    *sessions[id].mutable_session() = std::move(session);
+  }
+  void onSubscription(std::string_view client_id, std::string_view filter,
+                      records::SubscriptionRecord subscription) override {
+    if (auto* t = of(client_id)) {
+      auto* sub = t->add_subscriptions();
+      sub->set_filter(std::string(filter));
+      *sub->mutable_options() = std::move(subscription);
+    }
+  }
+  void onInflight(std::string_view client_id, uint16_t packet_id, records::InflightRecord inflight,
+                  const records::MessageRecord* message) override {
+    auto* t = of(client_id);
+    if (t == nullptr) return;
+    if (!inflight.pubrec_received()) {
+      if (message == nullptr) return;  // nothing to resend
+      *inflight.mutable_message() = *message;
+    }
+    inflight.set_packet_id(packet_id);
+    *t->add_inflight() = std::move(inflight);
+  }
+  void onAwaitingPubrel(std::string_view client_id, uint16_t packet_id) override {
+    if (auto* t = of(client_id)) t->add_awaiting_pubrel(packet_id);
+  }
+  void onQueue(std::string_view client_id, const storage::QueueSummary& summary) override {
+    queues[std::string(client_id)] = summary;
+  }
+};
+
+}  // namespace
+
+absl::StatusOr<ReplicaStores::Contents> ReplicaStores::read(uint32_t owner) {
+  Replica& r = replicaOf(owner);
+  std::lock_guard lock(r.mu);
+  RETURN_IF_ERROR(open(owner, r));
+  Contents out;
+  if (r.store == nullptr) return out;
+  TransferBuilder b;
+  auto loaded = r.store->load(b);
+  if (!loaded.ok()) return loaded.status();
+  for (auto& [client_id, t] : b.sessions) {
+    // Inflight in send order, then the queue oldest first.
+    std::sort(t.mutable_inflight()->begin(), t.mutable_inflight()->end(),
+              [](const auto& a, const auto& c) { return a.sequence() < c.sequence(); });
+    if (auto q = b.queues.find(client_id); q != b.queues.end()) {
+      auto entries = r.store->readQueue(client_id, q->second.first_sequence, q->second.count);
+      if (!entries.ok()) return entries.status();
+      for (storage::QueuedMessage& m : *entries) {
+        if (m.state != storage::QueuedMessage::State::kOk) continue;
+        auto* e = t.add_queue();
+        *e = std::move(m.entry);
+        *e->mutable_message() = std::move(m.message);
+      }
+    }
+    out.sessions.push_back(std::move(t));
+  }
+  out.epoch = r.epoch;
+  return out;
+}
+
+void ReplicaStores::promoted(uint32_t owner, uint64_t epoch) {
+  {
+    std::lock_guard lock(mu_);
+    promoted_[owner] = epoch;
+  }
+  const std::string marker = absl::StrCat(dir_, "/node-", owner, ".promoted");
+  {
+    std::ofstream out(marker + ".tmp", std::ios::trunc);
+    out << epoch << "\n";
+  }
+  std::error_code ec;
+  fs::rename(marker + ".tmp", marker, ec);
+  if (ec) log().error("cannot write {}: {}", marker, ec.message());
+  Replica& r = replicaOf(owner);
+  std::lock_guard lock(r.mu);
+  if (r.epoch != epoch) return;  // the owner is back with a newer epoch already
+  r.store.reset();
+  r.epoch = 0;
+  fs::remove_all(dirOf(owner), ec);
+}
+
+std::vector<ReplicaStores::State> ReplicaStores::states() {
+  std::vector<State> out;
+  std::vector<std::pair<uint32_t, Replica*>> all;
+  {
+    std::lock_guard lock(mu_);
+    for (const auto& [owner, epoch] : promoted_) out.push_back({owner, epoch, true});
+    for (auto& [owner, r] : replicas_) all.emplace_back(owner, r.get());
+  }
+  for (auto& [owner, r] : all) {
+    std::lock_guard lock(r->mu);
+    if (r->store != nullptr) out.push_back({owner, r->epoch, false});
+  }
+  return out;
+}
+
+uint32_t ReplicaStores::ownerHolding(const std::string& client_id) {
+  std::vector<std::pair<uint32_t, Replica*>> all;
+  {
+    std::lock_guard lock(mu_);
+    for (auto& [owner, r] : replicas_) all.emplace_back(owner, r.get());
+  }
+  for (auto& [owner, r] : all) {
+    std::lock_guard lock(r->mu);
+    if (r->store == nullptr) continue;
+    auto has = r->store->hasSession(client_id);
+    if (has.ok() && *has) return owner;
+  }
+  return 0;
+}
+
 void ReplicaStores::openExisting() {
   std::error_code ec;
   for (const auto& entry : fs::directory_iterator(dir_, ec)) {
     const std::string name = entry.path().filename().string();
     uint32_t owner = 0;
+    if (name.rfind("node-", 0) == 0 && name.size() > 14 &&
+        name.compare(name.size() - 9, 9, ".promoted") == 0) {
+      std::ifstream in(entry.path());
+      std::string text;
+      uint64_t epoch = 0;
+      if (absl::SimpleAtoi(name.substr(5, name.size() - 14), &owner) && std::getline(in, text) &&
+          absl::SimpleAtoi(text, &epoch)) {
+        std::lock_guard lock(mu_);
+        promoted_[owner] = epoch;
+      }
+      continue;
+    }
     if (name.rfind("node-", 0) != 0 || !absl::SimpleAtoi(name.substr(5), &owner)) continue;
     Replica& r = replicaOf(owner);
     std::lock_guard lock(r.mu);

@@ -17,6 +17,8 @@
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "proto/records.pb.h"
 #include "storage/session_store.h"
 
 namespace gannet::server {
@@ -32,6 +34,27 @@ class ReplicaStores {
   // an epoch older than the one held, or a new epoch that does not start with a
   // snapshot; InvalidArgument: malformed; else the store's error.
   absl::Status apply(uint32_t owner, uint64_t epoch, bool snapshot, std::string operations);
+
+  // Taking over a dead owner's sessions (docs/architecture.md, "Node crash"):
+  // everything held of `owner`, one SessionTransfer per session (messages
+  // embedded), and the epoch it is of. Nothing held: epoch 0.
+  struct Contents {
+    uint64_t epoch = 0;
+    std::vector<records::SessionTransfer> sessions;
+  };
+  absl::StatusOr<Contents> read(uint32_t owner);
+  // The sessions of `owner` at `epoch` live on as this node's own: the replica
+  // goes, and "promoted" is reported for that epoch from now on (kept on disk).
+  void promoted(uint32_t owner, uint64_t epoch);
+  // What this node reports in its heartbeats (cluster::ReplicaState).
+  struct State {
+    uint32_t owner;
+    uint64_t epoch;
+    bool promoted;
+  };
+  std::vector<State> states();
+  // The owner whose replica (not promoted) holds a session of `client_id`; 0: none.
+  uint32_t ownerHolding(const std::string& client_id);
 
   struct Held {
     uint32_t owner = 0;
@@ -61,6 +84,7 @@ class ReplicaStores {
   const bool fsync_;
   std::mutex mu_;
   absl::flat_hash_map<uint32_t, std::unique_ptr<Replica>> replicas_;
+  absl::flat_hash_map<uint32_t, uint64_t> promoted_;  // owner → epoch (under mu_)
 };
 
 }  // namespace gannet::server

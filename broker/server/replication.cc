@@ -56,6 +56,14 @@ void Worker::replicateIteration(const absl::Status& commit_status) {
     replica_set_.clear();
     return;
   }
+  if (r.held()) {
+    // Waits for the first epoch (whose snapshot carries this iteration's changes).
+    replica_set_.clear();
+    if (replicating_batches_.empty() || replicating_batches_.back().sequence != 0) {
+      replicating_batches_.push_back({0, {}});
+    }
+    return;
+  }
   const uint64_t epoch = r.epoch();
   if (epoch == 0) {
     // No node to replicate to: what waited goes on with this node's copy only.
@@ -144,6 +152,47 @@ void Worker::snapshotSessions(storage::WriteSet& out) {
     };
     s.backlog.forEach(add);
     s.queue.forEach(add);
+  }
+}
+
+}  // namespace gannet::server
+
+namespace gannet::server {
+
+void Worker::afterCommit(AfterReplicated fn) { after_commit_.push_back(std::move(fn)); }
+
+void Worker::adoptPromoted(uint32_t owner, const records::SessionTransfer& t,
+                           std::shared_ptr<void> promotion) {
+  const records::SessionRecord& rec = t.session();
+  importSession(t);
+  session::Session* s = findSession(rec.client_id());
+  if (s != nullptr) node_.noteAdopted(owner, s->id());
+  if (s != nullptr && s->client == nullptr && rec.has_will() && rec.last_seen_ms() == 0 && !s->will) {
+    // Its client was connected to the node that died: the connection is gone,
+    // so its will goes (§3.1.2.5), at the earlier of its delay and the session's end.
+    const uint32_t wait = std::min(rec.will().will_delay_interval(), s->expiry_interval);
+    s->will = std::make_unique<codec::Will>(fromWillRecord(rec.will()));
+    s->will_due_ms = std::max<int64_t>(1, now() + int64_t{wait} * 1000);
+    persistSession(*s);
+  }
+  afterCommit([promotion = std::move(promotion)](const absl::Status&) {});
+}
+
+void Worker::dropStale(const std::vector<std::string>& client_ids) {
+  for (const std::string& id : client_ids) {
+    session::Session* s = findSession(id);
+    if (s == nullptr) continue;
+    if (s->client != nullptr) {
+      static_cast<handlers::Client*>(s->client)
+          ->disconnect(codec::ReasonCode::kSessionTakenOver,
+                       "session taken over by another node while this one was down",
+                       /*publish_will=*/false);
+      s = findSession(id);
+      if (s == nullptr) continue;
+    }
+    s->will.reset();
+    s->will_due_ms = 0;
+    endSession(*s);
   }
 }
 

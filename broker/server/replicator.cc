@@ -58,10 +58,24 @@ std::vector<uint32_t> Replicator::chooseLocked(uint32_t lost) const {
 
 void Replicator::reconsider() { onLinkChanged(0, true); }
 
+void Replicator::setHeld(bool held) {
+  {
+    std::lock_guard lock(mu_);
+    held_ = held;
+  }
+  if (!held) reconsider();
+}
+
+bool Replicator::held() const {
+  std::lock_guard lock(mu_);
+  return held_;
+}
+
 void Replicator::onLinkChanged(uint32_t node, bool up) {
   if (cluster_ == nullptr || factor_ < 2) return;
   {
     std::lock_guard lock(mu_);
+    if (held_) return;
     const bool target = std::find(targets_.begin(), targets_.end(), node) != targets_.end();
     // A replica node's link lost: batches written on it may be gone with it.
     const uint32_t lost = !up && target ? node : 0;
@@ -79,6 +93,7 @@ void Replicator::onLinkChanged(uint32_t node, bool up) {
       log().warn("no node to replicate persistent sessions to: they are on this node only");
     } else {
       epoch_ = (cluster_->incarnation() << 20) | (++epoch_counter_ & 0xFFFFF);
+      if (callbacks_.persist_epoch) callbacks_.persist_epoch(epoch_);
       std::string names;
       for (uint32_t id : targets_) names += (names.empty() ? "" : ", ") + std::to_string(id);
       log().info("replicating persistent sessions to node{} {} (epoch {})",

@@ -36,6 +36,9 @@ class Replicator {
         replicated;
     // The epoch changed: every worker sends a snapshot next.
     std::function<void()> epoch_changed;
+    // A new epoch is about to be used (called before any batch of it is sent):
+    // kept on disk, so that after a crash this node can ask what became of it.
+    std::function<void(uint64_t epoch)> persist_epoch;
   };
   Replicator(uint32_t node_id, uint32_t factor, std::vector<uint32_t> peers, Callbacks callbacks);
 
@@ -57,6 +60,11 @@ class Replicator {
 
   uint64_t epochChanges() const;
 
+  // Held: no replica nodes are chosen and what workers commit waits (this node
+  // restarted and has not yet learnt whether its sessions were taken over).
+  void setHeld(bool held);
+  bool held() const;
+
  private:
   // Under mu_: the replica nodes to use now.
   std::vector<uint32_t> chooseLocked(uint32_t lost) const;
@@ -70,6 +78,7 @@ class Replicator {
   uint64_t epoch_ = 0;
   uint64_t epoch_counter_ = 0;
   uint64_t epoch_changes_ = 0;
+  bool held_ = false;
   std::vector<uint32_t> targets_;
   absl::flat_hash_map<uint32_t, uint64_t> next_sequence_;  // per worker, this epoch
   struct Pending {

@@ -89,6 +89,8 @@ void Worker::startClaim(const std::string& client_id, Client* client, codec::Con
   const uint64_t stamp = node_.claimStamp();
   PendingConnect& pending = pending_connects_[client_id];
   pending.stamp = stamp;
+  pending.started_ms = now();
+  pending.retry_at_ms = 0;
   pending.client = client;
   pending.pull = client == nullptr;
   pending.connect = std::move(connect);
@@ -98,6 +100,20 @@ void Worker::startClaim(const std::string& client_id, Client* client, codec::Con
                          onClaimAnswered(client_id, stamp, std::move(answers));
                        });
                      });
+}
+
+void Worker::retryPendingClaims() {
+  for (auto& [client_id, pending] : pending_connects_) {
+    if (pending.retry_at_ms == 0 || now() < pending.retry_at_ms) continue;
+    pending.retry_at_ms = 0;
+    const uint64_t stamp = pending.stamp;
+    node_.claimSession(client_id, stamp, pending.pull,
+                       [this, client_id = client_id, stamp](std::vector<cluster::SessionAnswer> a) {
+                         post([this, client_id, stamp, a = std::move(a)]() mutable {
+                           onClaimAnswered(client_id, stamp, std::move(a));
+                         });
+                       });
+  }
 }
 
 void Worker::pullSession(uint32_t from_node, const std::string& client_id) {
@@ -148,6 +164,17 @@ void Worker::onClaimAnswered(const std::string& client_id, uint64_t stamp,
     ask_again |= a.kind == cluster::SessionAnswer::Kind::kMoved &&
                  a.moved_to != node_.options().node_id;
   }
+  bool wait = false, found = false;
+  for (const cluster::SessionAnswer& a : answers) {
+    wait |= a.kind == cluster::SessionAnswer::Kind::kPending;
+    found |= a.kind == cluster::SessionAnswer::Kind::kSession;
+  }
+  if (wait && !found && now() - it->second.started_ms < kPendingClaimMs) {
+    // A node is about to take the session over from a dead one: ask again soon
+    // (onTick), the connection waiting.
+    it->second.retry_at_ms = now() + kTickMs;
+    return;
+  }
   if (ask_again && it->second.rounds < kMaxClaimRounds) {
     ++it->second.rounds;
     importAnswers(client_id, it->second.connect.clean_start, answers);
@@ -186,6 +213,12 @@ void Worker::importAnswers(const std::string& client_id, bool clean_start,
       // Not confirmed: node a.node keeps it.
       log().error("node {} handed over an unreadable session for client '{}'", a.node, client_id);
       continue;
+    }
+    if (node_.takeUnverified(client_id)) {
+      // Restored here at startup, but taken over by that node while this one
+      // was down: its copy is the one that lives on.
+      std::vector<std::string> stale{client_id};
+      dropStale(stale);
     }
     // A clean start discards the old session; its node deletes it all the same.
     if (!clean_start) {

@@ -19,7 +19,6 @@ namespace gannet::server {
 using handlers::Client;
 
 namespace {
-constexpr int64_t kTickMs = 250;
 }
 
 Worker::Worker(Node& node, uint32_t index) : node_(node), index_(index) {}
@@ -231,7 +230,7 @@ void Worker::drainInbox() {
   }
 }
 
-void Worker::deliverForwarded(uint32_t from_node, std::string packed) {
+void Worker::deliverForwarded(uint32_t from_node, std::string packed, uint32_t on_behalf_of) {
   std::string_view rest = packed;
   cluster::ForwardView f;
   while (!rest.empty()) {
@@ -246,6 +245,14 @@ void Worker::deliverForwarded(uint32_t from_node, std::string packed) {
     router::MessagePtr m = fromForward(f, loop_.now());
     // Local subscribers only: a forwarded message is never forwarded again.
     if (matchInto(m, /*local_only=*/true) == 0) continue;
+    if (on_behalf_of != 0) {
+      // For the sessions taken over from that node only (the others here got
+      // it when it was published).
+      std::erase_if(match_scratch_, [&](const router::Delivery& d) {
+        return !node_.adoptedFrom(on_behalf_of, d.destination.session_id);
+      });
+      if (match_scratch_.empty()) continue;
+    }
     if (m->qos > 0 && persistMatched(m, nullptr, 0) == Durability::kRefused) {
       discardMatched();
       stats_.drop(handlers::DropReason::kStoreFull);
@@ -403,6 +410,7 @@ void Worker::onIterationEnd() {
 void Worker::onTick() {
   const int64_t now = loop_.now();
   if (!moving_sessions_.empty()) tickMovingSessions();
+  if (!pending_connects_.empty()) retryPendingClaims();
   const int64_t connect_timeout = config().connect_timeout_ms;
   for (auto& [ptr, c] : clients_) {
     if (c->state() == Client::State::kAwaitConnect) {
@@ -430,6 +438,7 @@ void Worker::onTick() {
   }
   for (session::Session* s : expired) endSession(*s);
   if (index_ == 0) {
+    node_.tickReconciliation(now);
     node_.checkDiskUse(now);
     node_.publishSys(*this);
   }
@@ -601,6 +610,11 @@ void Worker::commitWrites() {
   }
   last_commit_status_ = s;
   if (replicating_) replicateIteration(s);
+  if (!after_commit_.empty()) {
+    std::vector<AfterReplicated> fns = std::move(after_commit_);
+    after_commit_.clear();
+    for (AfterReplicated& fn : fns) whenReplicated(std::move(fn));
+  }
   if (!handover_confirms_.empty()) {
     // Imported sessions are stored (here and on the replica nodes): their old
     // nodes delete their copies. (After a failed commit they keep them.)

@@ -69,7 +69,9 @@ class Worker : public handlers::BrokerContext {
   // On this worker's thread: messages another node forwarded here; delivered to
   // local subscribers only.
   // (Packed: cluster/forward_codec.h.)
-  void deliverForwarded(uint32_t from_node, std::string packed);
+  // `on_behalf_of`: kept for that dead node, for the sessions taken over from it
+  // only (proto ForwardBatch.on_behalf_of).
+  void deliverForwarded(uint32_t from_node, std::string packed, uint32_t on_behalf_of = 0);
   // Thread-safe: takes over a socket migrated from another worker.
   void adopt(int fd, std::string peer, std::string input);
   // Thread-safe: runs `fn` on this worker's thread.
@@ -154,6 +156,15 @@ class Worker : public handlers::BrokerContext {
   // on every replica node (or not: `status`).
   void onReplicated(uint64_t epoch, uint64_t sequence, const absl::Status& status);
 
+  // On this worker's thread: a session of a node that died, taken over from
+  // this node's replica of it; `promotion` is released once it is committed
+  // (and replicated).
+  void adoptPromoted(uint32_t owner, const records::SessionTransfer& t,
+                     std::shared_ptr<void> promotion);
+  // On this worker's thread: sessions restored at startup that another node
+  // took over while this one was down: they end here (no will: it went there).
+  void dropStale(const std::vector<std::string>& client_ids);
+
   const handlers::WorkerStats& stats() const { return stats_; }
   // Before start(): the journal this worker writes its inflight records to
   // (null: none, everything goes to the store).
@@ -168,6 +179,10 @@ class Worker : public handlers::BrokerContext {
   void startClaim(const std::string& client_id, handlers::Client* client,
                   codec::ConnectPacket connect);
   static constexpr int kMaxClaimRounds = 3;
+  // How long a connect waits for a node to take its session over from a dead one.
+  static constexpr int64_t kPendingClaimMs = 15000;
+  static constexpr int64_t kTickMs = 250;
+  void retryPendingClaims();
   // Imports the sessions of `answers` (unless `clean_start`) and confirms them
   // after the commit.
   void importAnswers(const std::string& client_id, bool clean_start,
@@ -209,6 +224,8 @@ class Worker : public handlers::BrokerContext {
   }
   // Mirrors write_set_'s session tables into replica_set_ (after each reset).
   void mirrorWrites();
+  // Runs `fn` after this iteration's commit is on every replica node.
+  void afterCommit(AfterReplicated fn);
 
   void onAccept(int fd, std::string peer);
   void addClient(int fd, std::string peer, std::string input);
@@ -323,6 +340,8 @@ class Worker : public handlers::BrokerContext {
     codec::ConnectPacket connect;
     bool pull = false;  // no client: taking over a draining node's session
     int rounds = 0;     // claims asked again (a holder had just handed it on)
+    int64_t started_ms = 0;
+    int64_t retry_at_ms = 0;  // a node answered PENDING: ask again then (0: not)
     struct Deferred {
       uint32_t node;
       uint64_t request_id;
@@ -368,6 +387,7 @@ class Worker : public handlers::BrokerContext {
     std::vector<AfterReplicated> actions;
   };
   std::deque<Replicating> replicating_batches_;
+  std::vector<AfterReplicated> after_commit_;  // of this iteration
   // Inflight records of this worker's persistent sessions, written before
   // write_set_ at each commit (docs/storage.md, "The inflight journal").
   std::unique_ptr<storage::Journal> journal_;

@@ -306,6 +306,14 @@ class RocksDbSessionStore final : public SessionStore {
                                                        size_t max_entries) override;
   uint64_t approximateDiskBytes() override;
   absl::StatusOr<uint64_t> countKeys(Table table) override;
+  absl::StatusOr<bool> hasSession(std::string_view client_id) override {
+    std::string value;
+    rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), cf(Table::kSession),
+                                 slice(keys::session(client_id)), &value);
+    if (s.IsNotFound()) return false;
+    if (!s.ok()) return absl::UnavailableError(s.ToString());
+    return true;
+  }
   absl::Status compact() override;
 
  private:
