@@ -514,13 +514,14 @@ class Node::ClusterHostImpl final : public cluster::ClusterHost, public router::
     const int64_t home = node_.registry().find(client_id);
     if (home < 0) {
       cluster::SessionAnswer answer;
-      // In the replica of a node that is down: taken over here soon (when it
-      // is declared dead); the claimer asks again.
+      // In this node's replica of another node's sessions: that node answers
+      // the claim itself (SESSION, which the claimer takes) unless it is down,
+      // and then the session is taken over here once it is declared dead. The
+      // claimer asks again until one of the two happened (a client reconnecting
+      // the moment its node crashed must not start empty).
       if (node_.replica_stores_ != nullptr) {
         const uint32_t owner = node_.replica_stores_->ownerHolding(client_id);
-        if (owner != 0 && owner != node && cluster_ != nullptr && !cluster_->linkLive(owner)) {
-          answer.kind = cluster::SessionAnswer::Kind::kPending;
-        }
+        if (owner != 0 && owner != node) answer.kind = cluster::SessionAnswer::Kind::kPending;
       }
       // Else no session, no connect in progress: nothing to hand over.
       if (cluster_ != nullptr) cluster_->answerClaim(node, request_id, std::move(answer));

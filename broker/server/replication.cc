@@ -167,6 +167,9 @@ void Worker::adoptPromoted(uint32_t owner, const records::SessionTransfer& t,
   importSession(t);
   session::Session* s = findSession(rec.client_id());
   if (s != nullptr) node_.noteAdopted(owner, s->id());
+  base::logger("cluster").debug("session of client '{}' taken over from dead node {} ({} "
+                                "subscriptions, {} inflight, {} queued)", rec.client_id(), owner,
+                                t.subscriptions_size(), t.inflight_size(), t.queue_size());
   if (s != nullptr && s->client == nullptr && rec.has_will() && rec.last_seen_ms() == 0 && !s->will) {
     // Its client was connected to the node that died: the connection is gone,
     // so its will goes (§3.1.2.5), at the earlier of its delay and the session's end.
