@@ -174,6 +174,14 @@ class ClusterNode::LinkService final : public clusterpb::Cluster::Service {
         clusterpb::ReplicaBatch& r = *in.mutable_replica();
         node_.host_.onReplicaBatch(peer, r.epoch(), r.worker(), r.sequence(), r.snapshot(),
                                    std::move(*r.mutable_operations()));
+      } else if (in.has_prepare()) {
+        if (node_.acceptor_) node_.answerPrepare(peer, in);
+      } else if (in.has_accept()) {
+        if (node_.acceptor_) node_.answerAccept(peer, in);
+      } else if (in.has_promise()) {
+        node_.roundAnswered(peer, in.promise().request_id(), in);
+      } else if (in.has_accepted()) {
+        node_.roundAnswered(peer, in.accepted().request_id(), in);
       } else if (in.has_replica_ack()) {
         const clusterpb::ReplicaAck& a = in.replica_ack();
         node_.host_.onReplicaAck(peer, a.epoch(), a.worker(), a.sequence(), a.ok());
@@ -501,6 +509,7 @@ void ClusterNode::dial(Dialer& d) {
       }
       host_.onLinkChanged(d.peer.id, false);
       giveUpClaims(d.peer.id, 0);
+      giveUpRounds(d.peer.id, 0);
       {
         // Written on the lost link and not acknowledged: the peer may or may not
         // have them; their publishers get a failure and send them again.
@@ -719,6 +728,7 @@ void ClusterNode::monitor() {
       }
     }
     giveUpClaims(0, now - options_.timeouts.dead_ms);
+    giveUpRounds(0, now - options_.timeouts.dead_ms);
     // A dial attempt stuck in its handshake (packets dropped, no RST), or a link
     // that went silent: cancel it, so the dialer starts over.
     const std::vector<MemberView> views = membership_.snapshot();

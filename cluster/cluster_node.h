@@ -28,6 +28,7 @@
 #include "absl/status/statusor.h"
 #include "cluster/forward_codec.h"
 #include "cluster/membership.h"
+#include "cluster/ownership.h"
 #include "cluster/tls.h"
 
 namespace grpc {
@@ -223,6 +224,23 @@ class ClusterNode {
   // Thread-safe: the link to node `node` is up (handshake done, not lost).
   bool linkLive(uint32_t node);
 
+  // --- ownership of client ids by consensus (ownership_rounds.cc) ---
+  // Before start(): the registers this node stored as an acceptor, and how to
+  // store changes (synchronously, before answering).
+  void loadOwnership(std::vector<std::pair<std::string, OwnerRecord>> records,
+                     std::function<void(const std::vector<std::pair<std::string, OwnerRecord>>&)>
+                         persist);
+  // Thread-safe: decides the owner of each of `keys` (see OwnershipOp; `from`
+  // for kTake; `released`: the nodes that answered this node's claim for
+  // them). `done` gets one result per key, on a cluster thread or at once.
+  using OwnershipDone = std::function<void(std::vector<OwnershipResult>)>;
+  void decideOwners(std::vector<std::string> keys, OwnershipOp op, uint32_t from,
+                    std::vector<uint32_t> released, OwnershipDone done);
+  // Thread-safe: this node hears from a majority of the cluster (itself
+  // included) within the suspect timeout: it may serve persistent sessions.
+  bool hasQuorum();
+  size_t clusterSize() const { return options_.peers.size() + 1; }
+
   uint64_t incarnation() const { return incarnation_; }
   Membership& membership() { return membership_; }
 
@@ -295,6 +313,19 @@ class ClusterNode {
   // Inbound route updates: newest epoch per node; held while the host applies one.
   std::mutex routes_in_mu_;
   absl::flat_hash_map<uint32_t, uint64_t> route_epochs_;
+  // Ownership rounds this node proposes (ownership_rounds.cc).
+  struct OwnershipRound;
+  void startRound(std::shared_ptr<OwnershipRound> round);
+  void roundAnswered(uint32_t node, uint64_t request_id, const clusterpb::LinkMessage& m);
+  void advanceRound(std::shared_ptr<OwnershipRound> round);  // under rounds_mu_ released
+  void giveUpRounds(uint32_t node, int64_t expire_before_ms);
+  void answerPrepare(uint32_t node, const clusterpb::LinkMessage& m);
+  void answerAccept(uint32_t node, const clusterpb::LinkMessage& m);
+  std::unique_ptr<OwnershipAcceptor> acceptor_;
+  std::mutex rounds_mu_;
+  absl::flat_hash_map<uint64_t, std::shared_ptr<OwnershipRound>> rounds_;
+  uint64_t next_round_id_ = 1;
+  uint64_t max_ballot_seen_ = 0;
   // Session claims of this node's connects waiting for answers.
   struct PendingClaim {
     absl::flat_hash_set<uint32_t> waiting;  // peers still to answer

@@ -88,6 +88,8 @@ class LoadVisitor {
                           const records::MessageRecord* message) {}
   virtual void onAwaitingPubrel(std::string_view client_id, uint16_t packet_id) {}
   virtual void onRetained(std::string_view topic, records::MessageRecord message) {}
+  // Cluster: an owner register's acceptor state (key: client id).
+  virtual void onOwnership(std::string_view client_id, records::OwnershipRecord record) {}
   virtual void onQueue(std::string_view client_id, const QueueSummary& summary) {}
   // How many unexpired queue entries and inflight entries reference a stored
   // message: the broker's in-memory refcount for it.

@@ -16,8 +16,9 @@ enum class Table : uint8_t {
   kRetained,
   kMeta,
   kNodeQueue,  // cluster: messages for a peer whose link is down
+  kOwnership,  // cluster: acceptor state of client id owner registers
 };
-inline constexpr int kTableCount = 9;
+inline constexpr int kTableCount = 10;
 
 // The column family name: "session", "subscription", ...
 std::string_view tableName(Table table);

@@ -40,6 +40,7 @@ std::string_view tableName(Table table) {
     case Table::kRetained: return "retained";
     case Table::kMeta: return "meta";
     case Table::kNodeQueue: return "node_queue";
+    case Table::kOwnership: return "ownership";
   }
   return "unknown";
 }
@@ -207,6 +208,10 @@ void WriteSet::putRetained(std::string_view topic, const records::MessageRecord&
 
 void WriteSet::deleteRetained(std::string_view topic) {
   append(OpKind::kDelete, Table::kRetained, keys::retained(topic), {});
+}
+
+void WriteSet::putOwnership(std::string_view client_id, const records::OwnershipRecord& record) {
+  appendRecord(Table::kOwnership, client_id, record);
 }
 
 void WriteSet::putMeta(const records::MetaRecord& meta) {

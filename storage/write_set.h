@@ -80,6 +80,9 @@ class WriteSet {
 
   void putMeta(const records::MetaRecord& meta);
 
+  // --- cluster: acceptor state of client id owner registers (key: client id) ---
+  void putOwnership(std::string_view client_id, const records::OwnershipRecord& record);
+
   // --- cluster: messages kept for a peer whose link is down ---
   void putNodeQueue(uint32_t node, uint64_t sequence, const records::MessageRecord& message);
   // Entries of `node` with from <= sequence < to (sent and acknowledged).

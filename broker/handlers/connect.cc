@@ -11,10 +11,8 @@ namespace gannet::handlers {
 using codec::ProtocolVersion;
 using codec::ReasonCode;
 
-namespace {
-
 // Sends a refusing CONNACK and closes (§3.2.2.2 / MQTT 5 §3.2.2.2).
-absl::Status refuse(Client& client, const codec::ConnectPacket& p, ReasonCode rc,
+absl::Status refuseConnect(Client& client, const codec::ConnectPacket& p, ReasonCode rc,
                     std::string_view why) {
   codec::ConnackPacket ack;
   ack.reason_code = p.version == ProtocolVersion::kV5 ? static_cast<uint8_t>(rc)
@@ -34,8 +32,6 @@ uint32_t sessionExpiry(const codec::ConnectPacket& p, const BrokerConfig& config
   return p.clean_start ? 0 : std::min(session::kNeverExpires, config.max_session_expiry);
 }
 
-}  // namespace
-
 absl::Status handleConnect(Client& client, codec::ConnectPacket&& p) {
   if (client.state() != Client::State::kAwaitConnect) {
     // §3.1.0-2: a second CONNECT is a Protocol Error.
@@ -46,17 +42,17 @@ absl::Status handleConnect(Client& client, codec::ConnectPacket&& p) {
   const bool v5 = p.version == ProtocolVersion::kV5;
 
   if (v5 && p.properties.authentication_method) {
-    return refuse(client, p, ReasonCode::kBadAuthenticationMethod,
+    return refuseConnect(client, p, ReasonCode::kBadAuthenticationMethod,
                   "enhanced authentication is not supported");
   }
   if (p.will && p.will->retain && !config.retain_available) {
-    return refuse(client, p, ReasonCode::kRetainNotSupported, "retain is not available");
+    return refuseConnect(client, p, ReasonCode::kRetainNotSupported, "retain is not available");
   }
   bool assigned = false;
   if (p.client_id.empty()) {
     // 3.1 requires an id; 3.1.1 §3.1.3-8 allows an empty one only with cleanSession=1.
     if (p.version == ProtocolVersion::kV31 || (p.version == ProtocolVersion::kV311 && !p.clean_start)) {
-      return refuse(client, p, ReasonCode::kClientIdentifierNotValid,
+      return refuseConnect(client, p, ReasonCode::kClientIdentifierNotValid,
                     "empty client id needs a clean session");
     }
     p.client_id = ctx.assignClientId();
@@ -97,7 +93,7 @@ absl::Status handleConnect(Client& client, codec::ConnectPacket&& p) {
   const bool session_present = s != nullptr;
   if (!session_present && sessionExpiry(p, config) > 0 && ctx.storeFull()) {
     // A new persistent session would add durable state to a store over its limit.
-    return refuse(client, p, ReasonCode::kQuotaExceeded, "store over its disk limit");
+    return refuseConnect(client, p, ReasonCode::kQuotaExceeded, "store over its disk limit");
   }
   if (s == nullptr) s = &ctx.createSession(p.client_id);
   // §3.1.3.2.2: reconnecting before the will delay passed cancels the old will.

@@ -9,6 +9,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <future>
 #include <thread>
 
 #include <prometheus/exposer.h>
@@ -200,6 +201,11 @@ struct Loaded : storage::LoadVisitor {
   void onMessageReferences(uint64_t message_id, uint32_t references_count) override {
     references[message_id] = references_count;
   }
+  void onOwnership(std::string_view client_id, records::OwnershipRecord r) override {
+    ownership.emplace_back(std::string(client_id),
+                           cluster::OwnerRecord{r.promised(), r.accepted(), r.owner()});
+  }
+  std::vector<std::pair<std::string, cluster::OwnerRecord>> ownership;
 };
 
 // The stored queue and inflight entries of a session that is not restored (it
@@ -363,6 +369,26 @@ absl::Status Node::loadStore() {
     }
   }
 
+  if (cluster_ != nullptr) {
+    // This node's acceptor state (ownership by consensus), written through
+    // before any answer leaves.
+    cluster_->loadOwnership(
+        std::move(loaded.ownership),
+        [this](const std::vector<std::pair<std::string, cluster::OwnerRecord>>& changed) {
+          storage::WriteSet ws;
+          for (const auto& [key, r] : changed) {
+            records::OwnershipRecord rec;
+            rec.set_promised(r.promised);
+            rec.set_accepted(r.accepted);
+            rec.set_owner(r.owner);
+            ws.putOwnership(key, rec);
+          }
+          if (absl::Status s = store_->commit(std::move(ws)); !s.ok()) {
+            base::logger("cluster").error("cannot store ownership registers: {}",
+                                          base::toStd(s.message()));
+          }
+        });
+  }
   if (cluster_host_ != nullptr && previous_epoch_ != 0 && !restored_ids.empty()) {
     // Replicated before this restart: another node may have taken these over
     // while this one was down. They wait (and so does replication) until a
@@ -929,6 +955,32 @@ void Node::resolveRestored(bool taken_over, const std::string& why) {
   if (replicator_ != nullptr) replicator_->setHeld(false);
 }
 
+void Node::tickQuorum() {
+  if (cluster_ == nullptr || cluster_->clusterSize() < 2) return;
+  const bool quorum = cluster_->hasQuorum();
+  if (!quorum && !quorum_lost_) {
+    quorum_lost_ = true;
+    quorum_seen_ = true;
+    base::logger("cluster").warn("this node does not reach a majority of the cluster: clients "
+                                 "with persistent sessions are disconnected and refused (0x88)");
+    for (auto& w : workers_) {
+      Worker& worker = *w;
+      worker.post([&worker] { worker.onQuorumLost(); });
+    }
+  } else if (quorum && quorum_lost_) {
+    quorum_lost_ = false;
+    if (quorum_seen_) {
+      base::logger("cluster").info("a majority of the cluster is reachable again: checking the "
+                                   "owners of the sessions here");
+    }
+    quorum_seen_ = true;
+    for (auto& w : workers_) {
+      Worker& worker = *w;
+      worker.post([&worker] { worker.verifyOwnership(); });
+    }
+  }
+}
+
 void Node::tickReconciliation(int64_t now_ms) {
   std::vector<uint32_t> expired;
   {
@@ -1068,6 +1120,47 @@ void Node::promote(uint32_t owner) {
     base::logger("cluster").error("cannot take over the sessions of node {}: {}", owner,
                                   contents.status().ToString());
   } else if (contents->epoch != 0) {
+    // Ownership moves by consensus: only the sessions the cluster still has
+    // as the dead node's come here (one moved since is not this replica's).
+    std::vector<std::string> keys;
+    for (const records::SessionTransfer& t : contents->sessions) keys.push_back(t.session().client_id());
+    // The other nodes declare the dead node dead within a heartbeat or two of
+    // this one; until they do, they refuse to move its sessions: ask again.
+    std::vector<cluster::OwnershipResult> results(keys.size());
+    const int64_t give_up = base::monotonicMs() + options_.cluster_timeouts.dead_ms;
+    while (true) {
+      std::vector<std::string> open;
+      std::vector<size_t> index;
+      for (size_t i = 0; i < keys.size(); ++i) {
+        if (!results[i].decided) {
+          open.push_back(keys[i]);
+          index.push_back(i);
+        }
+      }
+      if (open.empty() || stop_requested_) break;
+      std::promise<std::vector<cluster::OwnershipResult>> decided;
+      auto future = decided.get_future();
+      cluster_->decideOwners(open, cluster::OwnershipOp::kTake, owner, {},
+                             [&decided](std::vector<cluster::OwnershipResult> r) {
+                               decided.set_value(std::move(r));
+                             });
+      const std::vector<cluster::OwnershipResult> got = future.get();
+      for (size_t k = 0; k < got.size() && k < index.size(); ++k) results[index[k]] = got[k];
+      if (base::monotonicMs() >= give_up) break;
+      std::this_thread::sleep_for(std::chrono::milliseconds(options_.cluster_timeouts.heartbeat_ms));
+    }
+    std::vector<records::SessionTransfer> mine;
+    for (size_t i = 0; i < contents->sessions.size() && i < results.size(); ++i) {
+      if (results[i].decided && results[i].owner == options_.node_id) {
+        mine.push_back(std::move(contents->sessions[i]));
+      } else {
+        base::logger("cluster").warn(
+            "session of client '{}' in the replica of node {} not taken over: {}", keys[i], owner,
+            results[i].decided ? absl::StrCat("owned by node ", results[i].owner)
+                               : std::string("no majority decided"));
+      }
+    }
+    contents->sessions = std::move(mine);
     base::logger("cluster").info("node {} is dead: taking over its {} persistent sessions", owner,
                                  contents->sessions.size());
     auto promotion = std::make_shared<Promotion>();

@@ -148,6 +148,17 @@ class Node {
   // known whether another node took it over while this one was down; it no
   // longer counts as such after this call.
   bool takeUnverified(const std::string& client_id);
+  // --- ownership by consensus (docs/architecture.md, "Ownership by consensus") ---
+  // Any thread: this node reaches a majority of the cluster (always on one node).
+  bool hasQuorum() { return cluster_ == nullptr || cluster_->hasQuorum(); }
+  // Any thread: see cluster::ClusterNode::decideOwners.
+  void decideOwners(std::vector<std::string> keys, cluster::OwnershipOp op, uint32_t from,
+                    std::vector<uint32_t> released, cluster::ClusterNode::OwnershipDone done) {
+    cluster_->decideOwners(std::move(keys), op, from, std::move(released), std::move(done));
+  }
+  // Worker 0's tick: a lost majority disconnects persistent clients; a regained
+  // one checks the owners of the sessions here.
+  void tickQuorum();
   // Worker 0's tick: gives up waiting for the peers' word on the restored
   // sessions after a while (keeps them).
   void tickReconciliation(int64_t now_ms);
@@ -243,7 +254,12 @@ class Node {
   // Restored sessions no longer in doubt: dropped (taken over elsewhere) or kept.
   void resolveRestored(bool taken_over, const std::string& why);
   std::string epochFile() const;
-  uint64_t previous_epoch_ = 0;  // this node's replication epoch before the restart
+  uint64_t previous_epoch_ = 0;
+  // Worker 0's thread: no majority reached now (true at start: the first
+  // majority checks the owners of the restored sessions), and one was reached
+  // since the start.
+  bool quorum_lost_ = true;
+  bool quorum_seen_ = false;  // this node's replication epoch before the restart
   std::mutex reconcile_mu_;
   bool reconciling_ = false;
   absl::flat_hash_set<std::string> unverified_;

@@ -200,3 +200,45 @@ void Worker::dropStale(const std::vector<std::string>& client_ids) {
 }
 
 }  // namespace gannet::server
+
+namespace gannet::server {
+
+void Worker::onQuorumLost() {
+  std::vector<handlers::Client*> persistent;
+  for (auto& [ptr, client] : clients_) {
+    session::Session* s = ptr->session();
+    if (s != nullptr && s->stored) persistent.push_back(ptr);
+  }
+  for (handlers::Client* c : persistent) {
+    c->disconnect(codec::ReasonCode::kUseAnotherServer,
+                  "this node does not reach a majority of the cluster", /*publish_will=*/false);
+  }
+}
+
+void Worker::verifyOwnership() {
+  std::vector<std::string> ids;
+  for (const auto& [id, s] : sessions_) {
+    if (s->stored && s->handed_over == 0) ids.push_back(s->clientId());
+  }
+  if (ids.empty()) return;
+  node_.decideOwners(ids, cluster::OwnershipOp::kRead, 0, {},
+                     [this, ids](std::vector<cluster::OwnershipResult> results) {
+                       post([this, ids, results = std::move(results)] {
+                         std::vector<std::string> stale;
+                         const uint32_t self = node_.options().node_id;
+                         for (size_t i = 0; i < ids.size() && i < results.size(); ++i) {
+                           if (results[i].decided && results[i].owner != 0 &&
+                               results[i].owner != self) {
+                             stale.push_back(ids[i]);
+                           }
+                         }
+                         if (stale.empty()) return;
+                         base::logger("cluster").info(
+                             "{} sessions here are owned by other nodes now (taken over while "
+                             "this node was cut off): they end here", stale.size());
+                         dropStale(stale);
+                       });
+                     });
+}
+
+}  // namespace gannet::server

@@ -22,7 +22,9 @@
 // kHandoverGraceMs later (tickMovingSessions).
 #include <algorithm>
 
+#include "absl/strings/str_cat.h"
 #include "base/logging.h"
+#include "broker/handlers/handlers.h"
 #include "broker/handlers/delivery.h"
 #include "broker/server/node.h"
 #include "broker/server/records.h"
@@ -66,6 +68,14 @@ session::OutboundMessage outboundOf(const Record& r, router::MessagePtr message)
 
 bool Worker::claimInCluster(Client& client, codec::ConnectPacket& connect) {
   if (!node_.clustered() || client.clusterCleared()) return false;
+  if (handlers::sessionExpiry(connect, config()) > 0 && !node_.hasQuorum()) {
+    // The minority side of a partition (or a node that lost its peers): a
+    // persistent session may be served by the majority now (docs/architecture.md,
+    // "Ownership by consensus"). Clean sessions are still served here.
+    (void)handlers::refuseConnect(client, connect, codec::ReasonCode::kServerUnavailable,
+                                  "this node does not reach a majority of the cluster");
+    return true;
+  }
   const std::string client_id = connect.client_id;
   auto it = pending_connects_.find(client_id);
   if (it != pending_connects_.end()) {
@@ -186,6 +196,59 @@ void Worker::onClaimAnswered(const std::string& client_id, uint64_t stamp,
                        });
     return;
   }
+  if (!it->second.deciding &&
+      (it->second.pull || handlers::sessionExpiry(it->second.connect, config()) > 0)) {
+    // A persistent session: this node becomes its owner by consensus first.
+    // The nodes that answered the claim released it (handed it over, or had none).
+    it->second.deciding = true;
+    std::vector<uint32_t> released;
+    for (const cluster::SessionAnswer& a : answers) {
+      if (a.kind != cluster::SessionAnswer::Kind::kUnavailable) released.push_back(a.node);
+    }
+    node_.decideOwners({client_id}, cluster::OwnershipOp::kClaim, 0, std::move(released),
+                       [this, client_id, stamp, answers = std::move(answers)](
+                           std::vector<cluster::OwnershipResult> results) mutable {
+                         post([this, client_id, stamp, answers = std::move(answers),
+                               result = results.empty() ? cluster::OwnershipResult{}
+                                                        : results[0]]() mutable {
+                           onOwnershipDecided(client_id, stamp, std::move(answers), result);
+                         });
+                       });
+    return;
+  }
+  finishClaim(client_id, answers);
+}
+
+void Worker::onOwnershipDecided(const std::string& client_id, uint64_t stamp,
+                                std::vector<cluster::SessionAnswer> answers,
+                                const cluster::OwnershipResult& result) {
+  auto it = pending_connects_.find(client_id);
+  if (it == pending_connects_.end() || it->second.stamp != stamp) return;
+  if (result.decided && result.owner == node_.options().node_id) {
+    finishClaim(client_id, answers);
+    return;
+  }
+  // Not this node's: not imported, not confirmed (a node that handed it over
+  // keeps it), and the client is refused (MQTT 5: 0x88; 3.1.1: 3).
+  PendingConnect pending = std::move(it->second);
+  pending_connects_.erase(it);
+  const std::string why =
+      result.decided ? absl::StrCat("client id owned by node ", result.owner)
+                     : std::string("no majority of the cluster decided its owner");
+  if (pending.client != nullptr) {
+    (void)handlers::refuseConnect(*pending.client, pending.connect,
+                                  codec::ReasonCode::kServerUnavailable, why);
+  }
+  if (findSession(client_id) == nullptr) node_.registry().release(client_id, index_);
+  log().warn("session of client '{}' not taken here: {}", client_id, why);
+  for (const PendingConnect::Deferred& d : pending.deferred) {
+    onSessionClaim(d.node, d.request_id, client_id, d.stamp, d.pull);
+  }
+}
+
+void Worker::finishClaim(const std::string& client_id,
+                         std::vector<cluster::SessionAnswer>& answers) {
+  auto it = pending_connects_.find(client_id);
   PendingConnect pending = std::move(it->second);
   pending_connects_.erase(it);
   importAnswers(client_id, pending.connect.clean_start, answers);

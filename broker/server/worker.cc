@@ -439,6 +439,7 @@ void Worker::onTick() {
   for (session::Session* s : expired) endSession(*s);
   if (index_ == 0) {
     node_.tickReconciliation(now);
+    node_.tickQuorum();
     node_.checkDiskUse(now);
     node_.publishSys(*this);
   }

@@ -164,6 +164,13 @@ class Worker : public handlers::BrokerContext {
   // On this worker's thread: sessions restored at startup that another node
   // took over while this one was down: they end here (no will: it went there).
   void dropStale(const std::vector<std::string>& client_ids);
+  // On this worker's thread: this node no longer reaches a majority: clients
+  // with persistent sessions are disconnected (MQTT 5: 0x9C, use another server).
+  void onQuorumLost();
+  // On this worker's thread: a majority is reachable again: each persistent
+  // session here is checked against the cluster's decision on its owner, and
+  // ends here if another node owns it now.
+  void verifyOwnership();
 
   const handlers::WorkerStats& stats() const { return stats_; }
   // Before start(): the journal this worker writes its inflight records to
@@ -189,6 +196,12 @@ class Worker : public handlers::BrokerContext {
                      std::vector<cluster::SessionAnswer>& answers);
   void onClaimAnswered(const std::string& client_id, uint64_t stamp,
                        std::vector<cluster::SessionAnswer> answers);
+  // The consensus on a persistent session's owner (after its claim's answers).
+  void onOwnershipDecided(const std::string& client_id, uint64_t stamp,
+                          std::vector<cluster::SessionAnswer> answers,
+                          const cluster::OwnershipResult& result);
+  // Imports what the claim brought and lets the connect go on.
+  void finishClaim(const std::string& client_id, std::vector<cluster::SessionAnswer>& answers);
   records::SessionTransfer exportSession(session::Session& s);
   // Sends what was queued for a handed-over session since it was sent last
   // (SessionAppend); false when nothing was.
@@ -342,6 +355,7 @@ class Worker : public handlers::BrokerContext {
     int rounds = 0;     // claims asked again (a holder had just handed it on)
     int64_t started_ms = 0;
     int64_t retry_at_ms = 0;  // a node answered PENDING: ask again then (0: not)
+    bool deciding = false;    // its owner is being decided by consensus
     struct Deferred {
       uint32_t node;
       uint64_t request_id;

@@ -274,7 +274,7 @@ absl::Status corruptRecord(Table table, std::string_view key) {
 constexpr std::array<Table, kTableCount> kTables = {
     Table::kSession, Table::kSubscription, Table::kInflight, Table::kPubrel,
     Table::kQueue,   Table::kMessage,      Table::kRetained, Table::kMeta,
-    Table::kNodeQueue};
+    Table::kNodeQueue, Table::kOwnership};
 
 // --- the store ---
 
@@ -678,6 +678,15 @@ absl::StatusOr<LoadStats> RocksDbSessionStore::load(LoadVisitor& visitor) {
     }
     ++stats.retained;
     visitor.onRetained(key, std::move(r));
+    return absl::OkStatus();
+  }));
+
+  RETURN_IF_ERROR(scan(Table::kOwnership, [&](std::string_view key, std::string_view value) {
+    records::OwnershipRecord r;
+    if (!r.ParseFromArray(value.data(), static_cast<int>(value.size()))) {
+      return corruptRecord(Table::kOwnership, key);
+    }
+    visitor.onOwnership(key, std::move(r));
     return absl::OkStatus();
   }));
 

@@ -66,6 +66,15 @@ class ClusterTestCase(BrokerTestCase):
         if self.start_cluster_in_setup:
             for i in range(1, self.node_count + 1):
                 self.start_node(i)
+            self.wait_all_alive()
+
+    def wait_all_alive(self, timeout=10.0):
+        """Every node reports every other alive: each reaches a majority, so
+        persistent sessions are served (a node that does not refuses them, 0x88)."""
+        for i in self.nodes:
+            for j in self.nodes:
+                if i != j:
+                    self.wait_state(i, j, "alive", timeout=timeout)
 
     def cluster_address(self, i):
         return f"{HOST}:{self.cluster_ports[i - 1]}"
@@ -86,7 +95,27 @@ class ClusterTestCase(BrokerTestCase):
         self.addCleanup(b.stop)
         b.start()
         self.nodes[i] = b
+        restart = b.restart
+
+        def restart_then_wait_quorum(*args, **kwargs):
+            # A restarted node refuses persistent sessions (0x88) until it hears
+            # from a majority: when enough nodes run for one, wait for it.
+            result = restart(*args, **kwargs)
+            running = [j for j, n in self.nodes.items() if n.is_running()]
+            if len(running) * 2 > self.node_count:
+                self.wait_quorum(i)
+            return result
+
+        b.restart = restart_then_wait_quorum
         return b
+
+    def wait_quorum(self, i, timeout=10.0):
+        """Node i reports a majority of the cluster (itself included) alive."""
+        def check():
+            alive = sum(1 for j, row in self.status(i).items()
+                        if j != i and row["state"] == "alive")
+            return (alive + 1) * 2 > self.node_count
+        wait_for(check, timeout=timeout, interval=0.05, message=f"node {i} to reach a majority")
 
     # ---- gannetctl -------------------------------------------------------------
 
