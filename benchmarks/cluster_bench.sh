@@ -4,6 +4,7 @@
 #   benchmarks/cluster_bench.sh [BUILD_DIR] [--duration=S] [--warmup=S] [--rate=MSG_S]
 #                               [--layout=one-core|two-cores|both] [--repeat=N]
 #                               [--mode=forwarding|replication] [--gannet=PATH] [--loadgen=PATH]
+#                               [--nice=N]
 #
 # Layout one-core: the single node (--workers=1) on CPU 0 and the load
 # generator on CPU 1; the cluster's three nodes (--workers=1 each) all on CPU 0,
@@ -20,22 +21,26 @@
 #
 # --mode=replication: the cost of --replication_factor instead (no single node).
 # The three-node cluster (same layouts) is started with --replication_factor=1,
-# then with --replication_factor=2 (node n's persistent sessions stored on node
-# n+1 too), alternately, a fresh cluster each time, --repeat times. Subscribers
-# are persistent (gannet_loadgen --persistent: cleanSession=0, a new client id
-# per run), so every delivery's inflight record and its acknowledgement are
-# replicated before the publisher's PUBACK. Cases: "same" (publishers and the
-# subscriber on node 1: replication is the only traffic between nodes) and
-# "cross" (publishers on node 1, subscribers on node 2, which replicates to
-# node 3). Scenarios: fan-in 16 -> 1 at QoS 1 unpaced (msg/s; p99 under
-# saturation) and 100 QoS 1 latency pairs at --rate msg/s (p50/p99). Prints
-# RF=1 and RF=2 side by side, the ratio RF2/RF1 (target >= 0.60 for msg/s),
-# every run's figure, and each node's share of a CPU in the measured window.
+# then with --replication_factor=2, alternately, a fresh cluster each time,
+# --repeat times. With 2, node 3 is restarted once the links are up, so that
+# nodes 1 and 2 choose each other as replica node (see startReplicating); node 3
+# holds no session. Subscribers are persistent (gannet_loadgen --persistent:
+# cleanSession=0, a new client id per run), so every delivery's inflight record
+# and its acknowledgement are replicated before the publisher's PUBACK. Cases:
+# "same" (publishers and the subscriber on node 1, replicating to node 2: that
+# is the only traffic between nodes) and "cross" (publishers on node 1,
+# subscribers on node 2, replicating to node 1). Scenarios: fan-in 16 -> 1 at
+# QoS 1 unpaced (msg/s; p99 under saturation) and 100 QoS 1 latency pairs at
+# --rate msg/s (p50/p99). Prints RF=1 and RF=2 side by side, the ratio RF2/RF1
+# (target >= 0.60 for msg/s), every run's figure, and each node's share of a
+# CPU in the measured window.
 #
 # Binaries: BUILD_DIR/cmd/gannet/gannet and BUILD_DIR/benchmarks/loadgen/
 # gannet_loadgen, or --gannet=PATH / --loadgen=PATH (or the environment's
 # GANNET_BIN / LOADGEN_BIN), e.g. copies that a concurrent build cannot replace
-# mid-run. Figures of the median runs (replication: of every run) are written
+# mid-run. --nice=-10 runs brokers and load generator at a higher priority
+# than other work on a shared machine (root only), as in compare.sh. Figures
+# of the median runs (replication: of every run) are written
 # to BUILD_DIR/benchmarks/cluster-bench-last.txt.
 set -uo pipefail
 BUILD_DIR=build
@@ -45,6 +50,7 @@ RATE=20000
 LAYOUT=both
 REPEAT=1
 MODE=forwarding
+NICE=0
 GANNET=${GANNET_BIN:-}
 LOADGEN=${LOADGEN_BIN:-}
 for arg in "$@"; do
@@ -55,6 +61,7 @@ for arg in "$@"; do
     --warmup=*) WARMUP=${arg#*=} ;;
     --rate=*) RATE=${arg#*=} ;;
     --mode=*) MODE=${arg#*=} ;;
+    --nice=*) NICE=${arg#*=} ;;
     --gannet=*) GANNET=${arg#*=} ;;
     --loadgen=*) LOADGEN=${arg#*=} ;;
     -h|--help) sed -n '2,/^set /p' "$0" | grep '^#' | sed 's/^# \{0,1\}//'; exit 0 ;;
@@ -67,6 +74,12 @@ case "$MODE" in
   *) echo "cluster_bench: --mode is forwarding or replication" >&2; exit 2 ;;
 esac
 [[ $REPEAT =~ ^[1-9][0-9]*$ ]] || { echo "cluster_bench: --repeat: a positive integer" >&2; exit 2; }
+if ! [[ $NICE =~ ^-?[0-9]+$ ]] || ((NICE < -20 || NICE > 19)); then
+  echo "cluster_bench: --nice: expected -20..19" >&2
+  exit 2
+fi
+PRIO=()
+((NICE != 0)) && PRIO=(nice -n "$NICE")
 GANNET=${GANNET:-$BUILD_DIR/cmd/gannet/gannet}
 LOADGEN=${LOADGEN:-$BUILD_DIR/benchmarks/loadgen/gannet_loadgen}
 for b in "$GANNET" "$LOADGEN"; do
@@ -89,7 +102,7 @@ echo "cluster-bench-secret" >"$WORK/secret"
 startNode() {
   local dir=$1 port=$2
   shift 2
-  taskset -c "$BROKER_CPUS" "$GANNET" --mqtt_listen=127.0.0.1:"$port" --data_dir="$WORK/$dir" "${FLAGS[@]}" "$@" \
+  "${PRIO[@]}" taskset -c "$BROKER_CPUS" "$GANNET" --mqtt_listen=127.0.0.1:"$port" --data_dir="$WORK/$dir" "${FLAGS[@]}" "$@" \
     >"$WORK/$dir.log" 2>&1 &
   PIDS+=($!)
   for _ in $(seq 100); do
@@ -103,7 +116,7 @@ startNode() {
 
 # loadgen ARGS...: on $LG_CPUS; prints its RESULT line.
 loadgen() {
-  taskset -c "$LG_CPUS" "$LOADGEN" --duration="$DURATION" --warmup="$WARMUP" "$@" 2>"$WORK/lg.err" |
+  "${PRIO[@]}" taskset -c "$LG_CPUS" "$LOADGEN" --duration="$DURATION" --warmup="$WARMUP" "$@" 2>"$WORK/lg.err" |
     grep '^RESULT ' | tail -1
 }
 kv() { sed -n "s/.* $2=\([^ ]*\).*/\1/p" <<<"$1"; }
@@ -165,22 +178,51 @@ run() {
 }
 
 # startCluster [FLAGS...]: three nodes (--workers=1 each, FLAGS added) in M
-# (MQTT ports), C (cluster ports), X (metrics ports).
+# (MQTT ports), C (cluster ports), X (metrics ports, --mode=replication only);
+# PIDS in node order.
 startCluster() {
-  local n m peers
+  local n
   M=() C=() X=()
   for n in 1 2 3; do M+=("$(freePort)"); C+=("$(freePort)"); X+=("$(freePort)"); done
-  for n in 1 2 3; do
-    peers=()
-    for m in 1 2 3; do ((m != n)) && peers+=("$m@127.0.0.1:${C[m - 1]}"); done
-    startNode "node$n" "${M[n - 1]}" --workers=1 --node_id="$n" \
-      --cluster_listen=127.0.0.1:"${C[n - 1]}" --peers="$(IFS=,; echo "${peers[*]}")" \
-      --cluster_secret_file="$WORK/secret" --metrics_listen=127.0.0.1:"${X[n - 1]}" "$@"
-  done
+  for n in 1 2 3; do startClusterNode "$n" "$@"; done
   # Wait for the links (a subscriber's route must reach node 1 before
   # publishing: the load generator waits for its SUBACKs, and the route follows
   # within a heartbeat; a second of margin).
   sleep 2
+}
+# startClusterNode N [FLAGS...]: node N of startCluster's ports.
+startClusterNode() {
+  local n=$1 m peers=() metrics=()
+  shift
+  for m in 1 2 3; do ((m != n)) && peers+=("$m@127.0.0.1:${C[m - 1]}"); done
+  [[ $MODE == replication ]] && metrics=(--metrics_listen=127.0.0.1:"${X[n - 1]}")
+  startNode "node$n" "${M[n - 1]}" --workers=1 --node_id="$n" \
+    --cluster_listen=127.0.0.1:"${C[n - 1]}" --peers="$(IFS=,; echo "${peers[*]}")" \
+    --cluster_secret_file="$WORK/secret" "${metrics[@]}" "$@"
+}
+# startReplicating: startCluster with --replication_factor=2, nodes 1 and 2
+# replicating to each other. A node chooses its replica node when one of its
+# links comes up, among the peers already heard from as alive; a link usually
+# comes up before the peer's first heartbeat (a node dials back at once when
+# dialed), and nothing makes it choose again later, so a node can stay without
+# one (gannet_replication_nodes 0) or get either peer, depending on the order
+# the links came up in. Restarting node 3 once all are up makes nodes 1 and 2
+# choose again without it. Returns 1 if they still have none.
+startReplicating() {
+  local got _
+  startCluster --replication_factor=2
+  kill -INT "${PIDS[2]}"
+  wait "${PIDS[2]}" 2>/dev/null
+  PIDS=("${PIDS[@]:0:2}")
+  sleep 0.5
+  startClusterNode 3 --replication_factor=2
+  for _ in $(seq 25); do
+    got=$(for n in 1 2 3; do metric "$n" gannet_replication_nodes; done | paste -sd/)
+    [[ $got == 1/1/* ]] && return 0
+    sleep 0.2
+  done
+  echo "  replica nodes chosen per node 1/2/3: $got (want 1/1/-)"
+  return 1
 }
 # metric N NAME: node N's metric NAME, summed over its labels (0 if it has none).
 metric() {
@@ -254,32 +296,26 @@ REPL_CASES=(same 1 cross 2)  # case, node of the subscribers (publishers: node 1
 REPL_SCEN=(fanin_q1p "--scenario=fanin --qos=1 --persistent"
            latency "--scenario=latency --qos=1 --pairs=100 --rate=$RATE --persistent")
 measureReplication() {
-  local layout=$1 r rf order c i k n got attempt
+  local layout=$1 r rf order c i k n attempt
   for ((r = 0; r < REPEAT; r++)); do
     order="1 2"
     ((r % 2)) && order="2 1"
     for rf in $order; do
-      got=-
-      for attempt in 1 2 3 4 5; do
-        startCluster --replication_factor="$rf"
-        ((rf >= 2)) || break
-        # Nodes 1 and 2 (the subscribers' nodes) must have chosen their replica
-        # node before we measure. A node chooses when a link comes up, and skips
-        # a peer not yet heard from as alive; nothing makes it choose again
-        # later, so depending on the order the links came up in, a node can stay
-        # unreplicated (gannet_replication_nodes 0): then start again.
-        for _ in $(seq 15); do
-          got=$(for n in 1 2 3; do metric "$n" gannet_replication_nodes; done | paste -sd/)
-          [[ $got == 1/1/* ]] && break
-          sleep 0.2
+      if ((rf == 1)); then
+        startCluster --replication_factor=1
+      else
+        for attempt in 1 2 3 0; do
+          ((attempt)) || break
+          startReplicating && break
+          cleanup
+          rm -rf "$WORK"/node?
         done
-        [[ $got == 1/1/* ]] && break
-        echo "  run $((r + 1)) rf=$rf: replica nodes chosen per node 1/2/3: $got;" \
-          "$( ((attempt < 5)) && echo "starting the cluster again" || echo "WARNING: measuring anyway")"
-        ((attempt < 5)) || break
-        cleanup
-        rm -rf "$WORK"/node?
-      done
+        if ((attempt == 0)); then
+          echo "cluster_bench: run $((r + 1)) rf=2: nodes 1 and 2 chose no replica node" \
+            "in 3 attempts: no RF=2 figures from this run"
+          continue
+        fi
+      fi
       for ((c = 0; c < ${#REPL_CASES[@]}; c += 2)); do
         for ((i = 0; i < ${#REPL_SCEN[@]}; i += 2)); do
           # shellcheck disable=SC2086
@@ -287,10 +323,9 @@ measureReplication() {
             ${REPL_SCEN[i + 1]}
         done
       done
-      # Where the persistent sessions were replicated to: node 1's (case
-      # "same") to node 2 or 3, node 2's ("cross") to node 3 or 1.
-      echo "  run $((r + 1)) rf=$rf: replica nodes chosen per node 1/2/3: $got;" \
-        "replica sessions held per node 1/2/3 (owner):" \
+      # Where the persistent sessions were replicated to (rf=2: node 1's to
+      # node 2, node 2's to node 1).
+      echo "  run $((r + 1)) rf=$rf: replica sessions held per node 1/2/3 (owner):" \
         "$(for n in 1 2 3; do
              curl -s --max-time 2 "http://127.0.0.1:${X[n - 1]}/metrics" |
                sed -n 's/^gannet_replica_sessions{owner="\([0-9]*\)"} \([0-9]*\).*/\2(\1)/p' | paste -sd+
@@ -339,7 +374,7 @@ measureReplication() {
 }
 
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b == 0 || a == "") print "-"; else printf "%.2f", a / b }'; }
-echo "cluster_bench: $(nproc) CPUs"
+echo "cluster_bench: $(nproc) CPUs$( ((NICE != 0)) && echo ", brokers and load generator at nice $NICE")"
 case "$LAYOUT" in
   one-core|two-cores) measure "$LAYOUT" ;;
   both) measure one-core; measure two-cores ;;
