@@ -107,6 +107,20 @@ bool ClusterNode::sendReplica(uint32_t node, uint64_t epoch, uint32_t worker, ui
                               bool snapshot, std::string operations) {
   Dialer* d = dialerFor(node);
   if (d == nullptr) return false;
+  std::lock_guard lock(d->mu);
+  if (!d->live) return false;
+  // Not written yet: a worker's batches go out as one (the receiver commits
+  // them at once and acknowledges the last sequence, which covers the others).
+  // Nothing between them in the outbox depends on their order.
+  for (auto it = d->outbox.rbegin(); it != d->outbox.rend(); ++it) {
+    if (!it->has_replica() || it->replica().worker() != worker) continue;
+    clusterpb::ReplicaBatch* r = it->mutable_replica();
+    if (r->epoch() != epoch || snapshot) break;
+    r->mutable_operations()->append(operations);
+    r->set_sequence(sequence);
+    d->cv.notify_all();
+    return true;
+  }
   clusterpb::LinkMessage m;
   auto* r = m.mutable_replica();
   r->set_epoch(epoch);
@@ -114,8 +128,6 @@ bool ClusterNode::sendReplica(uint32_t node, uint64_t epoch, uint32_t worker, ui
   r->set_sequence(sequence);
   r->set_snapshot(snapshot);
   r->set_operations(std::move(operations));
-  std::lock_guard lock(d->mu);
-  if (!d->live) return false;
   d->outbox.push_back(std::move(m));
   d->cv.notify_all();
   return true;

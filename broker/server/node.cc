@@ -957,6 +957,13 @@ void Node::resolveRestored(bool taken_over, const std::string& why) {
 
 void Node::tickQuorum() {
   if (cluster_ == nullptr || cluster_->clusterSize() < 2) return;
+  if (replicator_ != nullptr &&
+      replicator_->targets().size() + 1 < std::min<size_t>(replicator_->factor(),
+                                                           cluster_->clusterSize())) {
+    // Under-replicated: a peer may have become usable (alive, not draining)
+    // since its link came up.
+    replicator_->reconsider();
+  }
   const bool quorum = cluster_->hasQuorum();
   if (!quorum && !quorum_lost_) {
     quorum_lost_ = true;

@@ -23,6 +23,13 @@ constexpr const char* kEpochFile = "EPOCH";
 
 }  // namespace
 
+storage::StoreOptions ReplicaStores::storeOptions(const std::string& dir) const {
+  storage::StoreOptions so;
+  so.data_dir = absl::StrCat(dir, "/store");
+  so.sync = fsync_;
+  return so;
+}
+
 std::string ReplicaStores::dirOf(uint32_t owner) const {
   return absl::StrCat(dir_, "/node-", owner);
 }
@@ -45,10 +52,7 @@ absl::Status ReplicaStores::open(uint32_t owner, Replica& r) {
   if (!std::getline(in, text) || !absl::SimpleAtoi(text, &epoch)) {
     return absl::DataLossError(absl::StrCat("unreadable ", dir, "/", kEpochFile));
   }
-  storage::StoreOptions so;
-  so.data_dir = absl::StrCat(dir, "/store");
-  so.sync = fsync_;
-  auto store = storage::openRocksDbSessionStore(so);
+  auto store = storage::openRocksDbSessionStore(storeOptions(dir));
   if (!store.ok()) return store.status();
   r.store = std::move(*store);
   r.epoch = epoch;
@@ -212,10 +216,7 @@ absl::Status ReplicaStores::reset(uint32_t owner, Replica& r, uint64_t epoch) {
   if (ec) return absl::UnavailableError(absl::StrCat("cannot remove ", dir, ": ", ec.message()));
   fs::create_directories(dir, ec);
   if (ec) return absl::UnavailableError(absl::StrCat("cannot create ", dir, ": ", ec.message()));
-  storage::StoreOptions so;
-  so.data_dir = absl::StrCat(dir, "/store");
-  so.sync = fsync_;
-  auto store = storage::openRocksDbSessionStore(so);
+  auto store = storage::openRocksDbSessionStore(storeOptions(dir));
   if (!store.ok()) return store.status();
   // The epoch last: a directory without it is an unfinished reset (the next
   // snapshot starts over).

@@ -75,6 +75,7 @@ class ReplicaStores {
   };
   Replica& replicaOf(uint32_t owner);
   std::string dirOf(uint32_t owner) const;
+  storage::StoreOptions storeOptions(const std::string& dir) const;
   // Under r.mu: opens what is on disk for `owner` (once).
   absl::Status open(uint32_t owner, Replica& r);
   // Under r.mu: an empty store for `owner` at `epoch`.

@@ -110,8 +110,7 @@ uint64_t Replicator::send(uint32_t worker, uint64_t epoch, bool snapshot, std::s
     std::lock_guard lock(mu_);
     if (epoch == 0 || epoch != epoch_) return 0;
     sequence = ++next_sequence_[worker];
-    Pending& p = pending_[{worker, sequence}];
-    p.waiting = targets_;
+    pending_[worker].push_back({sequence, targets_, false});
     for (size_t i = 0; i < targets_.size(); ++i) {
       std::string copy = i + 1 < targets_.size() ? operations : std::move(operations);
       lost |= !cluster_->sendReplica(targets_[i], epoch, worker, sequence, snapshot, std::move(copy));
@@ -125,21 +124,30 @@ uint64_t Replicator::send(uint32_t worker, uint64_t epoch, bool snapshot, std::s
 void Replicator::onAck(uint32_t node, uint64_t epoch, uint32_t worker, uint64_t sequence,
                        bool ok) {
   absl::Status status;
+  uint64_t done = 0;
   {
     std::lock_guard lock(mu_);
     if (epoch != epoch_) return;
-    auto it = pending_.find({worker, sequence});
+    auto it = pending_.find(worker);
     if (it == pending_.end()) return;
-    Pending& p = it->second;
-    auto w = std::find(p.waiting.begin(), p.waiting.end(), node);
-    if (w == p.waiting.end()) return;
-    p.waiting.erase(w);
-    p.failed |= !ok;
-    if (!p.waiting.empty()) return;
-    if (p.failed) status = absl::UnavailableError("a replica node could not store it");
-    pending_.erase(it);
+    std::deque<Pending>& q = it->second;
+    for (Pending& p : q) {
+      if (p.sequence > sequence) break;
+      auto w = std::find(p.waiting.begin(), p.waiting.end(), node);
+      if (w == p.waiting.end()) continue;
+      p.waiting.erase(w);
+      p.failed |= !ok;
+    }
+    bool failed = false;
+    while (!q.empty() && q.front().waiting.empty()) {
+      done = q.front().sequence;
+      failed |= q.front().failed;
+      q.pop_front();
+    }
+    if (done == 0) return;
+    if (failed) status = absl::UnavailableError("a replica node could not store it");
   }
-  callbacks_.replicated(worker, epoch, sequence, std::move(status));
+  callbacks_.replicated(worker, epoch, done, std::move(status));
 }
 
 }  // namespace gannet::server

@@ -13,6 +13,7 @@
 // Thread-safe: workers send, cluster threads acknowledge and report links.
 
 #include <cstdint>
+#include <deque>
 #include <functional>
 #include <mutex>
 #include <string>
@@ -82,11 +83,13 @@ class Replicator {
   std::vector<uint32_t> targets_;
   absl::flat_hash_map<uint32_t, uint64_t> next_sequence_;  // per worker, this epoch
   struct Pending {
+    uint64_t sequence = 0;
     std::vector<uint32_t> waiting;  // replica nodes yet to answer
     bool failed = false;
   };
-  // (worker, sequence) → answers still to come.
-  absl::flat_hash_map<std::pair<uint32_t, uint64_t>, Pending> pending_;
+  // Per worker, in sequence order: batches not yet stored everywhere. An ack
+  // of a sequence covers the ones before it (batches are merged on the link).
+  absl::flat_hash_map<uint32_t, std::deque<Pending>> pending_;
 };
 
 }  // namespace gannet::server

@@ -855,7 +855,13 @@ void Worker::persistInflight(session::Session& s, uint16_t packet_id,
     const uint32_t segment = journal_->put(s.id(), s.clientId(), in.sequence, record_scratch_);
     if (in.journal_segment != 0) journal_->release(in.journal_segment);
     in.journal_segment = segment;
-    if (replicating_) replicateInflight(s, packet_id, in);
+    if (replicating_) {
+      if (out.stored_record && !in.pubrec_received) {
+        replicateInflight(s, packet_id, in);  // with its message embedded
+      } else {
+        replica_set_.putInflightBytes(s.clientId(), in.sequence, record_scratch_);
+      }
+    }
   } else {
     write_set_.putInflightBytes(s.clientId(), in.sequence, record_scratch_);
     // (Mirrored as written; one that names a message record is written again
