@@ -380,6 +380,7 @@ case "$LAYOUT" in
   both) measure one-core; measure two-cores ;;
   *) echo "cluster_bench: --layout is one-core, two-cores or both" >&2; exit 2 ;;
 esac
+mkdir -p "$BUILD_DIR/benchmarks" 2>/dev/null
 {
   for k in "${!R[@]}"; do echo "$k: ${R[$k]}"; done
   if [[ $MODE == replication ]]; then
