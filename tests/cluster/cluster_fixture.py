@@ -17,8 +17,8 @@ import tempfile
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "integration"))
 
-from gannet_fixture import (REPO_ROOT, Broker, BrokerTestCase, scaled,  # noqa: E402
-                            wait_for)
+from gannet_fixture import (REPO_ROOT, Broker, BrokerTestCase, ConnectionClosed,  # noqa: E402
+                            T, scaled, wait_for)
 
 HOST = "127.0.0.1"
 FAST = {"cluster_heartbeat_ms": 100, "cluster_suspect_ms": 600, "cluster_dead_ms": 1500}
@@ -108,6 +108,28 @@ class ClusterTestCase(BrokerTestCase):
 
         b.restart = restart_then_wait_quorum
         return b
+
+    def persistent_raw(self, node, client_id, will=None):
+        """A 3.1.1 raw client with a persistent session (cleanSession=0) on node
+        `node`: (client, CONNACK)."""
+        c = self.raw(4, broker=self.nodes[node], connect=False)
+        ack = c.connect(client_id, clean=False, will=will)
+        return c, ack
+
+    @staticmethod
+    def drain_publishes(client, got, until):
+        """Reads PUBLISHes (acking them), their payloads as ints into `got`,
+        until until() or the connection ends (then False)."""
+        while not until():
+            try:
+                p = client.expect_matching(T.PUBLISH, timeout=0.2)
+            except AssertionError:
+                continue
+            except (ConnectionClosed, OSError):
+                return False
+            client.ack(p)
+            got.append(int(p.payload))
+        return True
 
     def wait_quorum(self, i, timeout=10.0):
         """Node i reports a majority of the cluster (itself included) alive."""

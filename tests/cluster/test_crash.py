@@ -11,36 +11,18 @@ import re
 import unittest
 
 from cluster_fixture import ClusterTestCase
-from gannet_fixture import T, ConnectionClosed, unique, wait_for
+from gannet_fixture import T, unique, wait_for
 
 
 class CrashTest(ClusterTestCase):
     node_metrics = True
-
-    def persistent(self, node, client_id, will=None):
-        c = self.raw(4, broker=self.nodes[node], connect=False)
-        ack = c.connect(client_id, clean=False, will=will)
-        return c, ack
-
-    def drain(self, client, got, until):
-        """Reads PUBLISHes (acking them) into `got` until until() or the connection ends."""
-        while not until():
-            try:
-                p = client.expect_matching(T.PUBLISH, timeout=0.2)
-            except AssertionError:
-                continue
-            except (ConnectionClosed, OSError):
-                return False
-            client.ack(p)
-            got.append(int(p.payload))
-        return True
 
     def test_will_of_a_client_on_the_crashed_node_is_published(self):
         topic = unique("will")
         watcher = self.raw(4, broker=self.nodes[3])
         watcher.subscribe(topic, qos=1)
         self.wait_routes(1, 3, lambda n: n == 1)
-        self.persistent(1, unique("dev"), will=dict(topic=topic, payload=b"gone", qos=1))
+        self.persistent_raw(1, unique("dev"), will=dict(topic=topic, payload=b"gone", qos=1))
         # The session (with its will) is on node 2 too before anything is acked
         # for it; its CONNACK came after node 1 stored it.
         wait_for(lambda: (self.nodes[2].metric("gannet_replica_sessions", owner="1") or 0) == 1,
@@ -52,7 +34,7 @@ class CrashTest(ClusterTestCase):
 
     def test_restarted_node_drops_the_sessions_taken_over_while_it_was_down(self):
         base, cid = unique("rs"), unique("dev")
-        sub, _ = self.persistent(1, cid)
+        sub, _ = self.persistent_raw(1, cid)
         sub.subscribe(f"{base}/#", qos=1)
         sub.disconnect()
         wait_for(lambda: (self.nodes[2].metric("gannet_replica_sessions", owner="1") or 0) == 1,
@@ -70,10 +52,10 @@ class CrashTest(ClusterTestCase):
                  message="node 1 holds no session after it learnt they were taken over")
         # The client comes back to node 1: its session (from node 2) with the 20
         # messages, each exactly once.
-        back, ack = self.persistent(1, cid)
+        back, ack = self.persistent_raw(1, cid)
         self.assertTrue(ack.session_present)
         got = []
-        self.drain(back, got, lambda: len(got) >= 20)
+        self.drain_publishes(back, got, lambda: len(got) >= 20)
         back.ping()
         self.assertEqual(got, list(range(20)))
         self.assertEqual(back.pending, [], "no message twice")

@@ -8,11 +8,10 @@ receive every acknowledged message. The duplicates are printed.
 Raw socket clients; waits poll, never sleep."""
 
 import threading
-import time
 import unittest
 
 from cluster_fixture import ClusterTestCase
-from gannet_fixture import T, ConnectionClosed, unique, wait_for
+from gannet_fixture import ConnectionClosed, unique, wait_for
 
 
 class CrashUnderLoadTest(ClusterTestCase):
@@ -23,30 +22,12 @@ class CrashUnderLoadTest(ClusterTestCase):
     # counted in gannet_messages_dropped_total{reason="queue_full"}).
     cluster_flags = dict(ClusterTestCase.cluster_flags, max_queued_messages=100000)
 
-    def persistent(self, node, client_id, will=None):
-        c = self.raw(4, broker=self.nodes[node], connect=False)
-        ack = c.connect(client_id, clean=False, will=will)
-        return c, ack
-
-    def drain(self, client, got, until):
-        """Reads PUBLISHes (acking them) into `got` until until() or the connection ends."""
-        while not until():
-            try:
-                p = client.expect_matching(T.PUBLISH, timeout=0.2)
-            except AssertionError:
-                continue
-            except (ConnectionClosed, OSError):
-                return False
-            client.ack(p)
-            got.append(int(p.payload))
-        return True
-
     def test_sigkill_under_load_loses_no_acknowledged_message(self):
         base = unique("ck")
         ids = [unique("dev") for _ in range(3)]
         subs = []
         for cid in ids:
-            c, _ = self.persistent(1, cid)
+            c, _ = self.persistent_raw(1, cid)
             c.subscribe(f"{base}/t", qos=1)
             subs.append(c)
         self.wait_routes(2, 1, lambda n: n == 1)
@@ -70,7 +51,7 @@ class CrashUnderLoadTest(ClusterTestCase):
                     pub = self.raw(4, broker=self.nodes[2])
 
         got = {cid: [] for cid in ids}
-        readers = [threading.Thread(target=self.drain, args=(c, got[cid], stop.is_set))
+        readers = [threading.Thread(target=self.drain_publishes, args=(c, got[cid], stop.is_set))
                    for c, cid in zip(subs, ids)]
         for r in readers:
             r.start()
@@ -85,10 +66,10 @@ class CrashUnderLoadTest(ClusterTestCase):
             # Reconnect to node 3: the connects wait until node 2 took over.
             backs, done = {}, threading.Event()
             for cid in ids:
-                back, ack = self.persistent(3, cid)
+                back, ack = self.persistent_raw(3, cid)
                 self.assertTrue(ack.session_present, f"{cid}: session present after the crash")
                 backs[cid] = back
-            readers = [threading.Thread(target=self.drain, args=(backs[cid], got[cid], done.is_set))
+            readers = [threading.Thread(target=self.drain_publishes, args=(backs[cid], got[cid], done.is_set))
                        for cid in ids]
             for r in readers:
                 r.start()

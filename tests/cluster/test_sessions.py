@@ -79,15 +79,7 @@ class SessionTest(ClusterTestCase):
         got = []
 
         def drain(client, until):
-            while not until():
-                try:
-                    p = client.expect_matching(T.PUBLISH, timeout=0.2)
-                except AssertionError:
-                    continue
-                except (ConnectionClosed, OSError):
-                    return
-                client.ack(p)
-                got.append(int(p.payload))
+            self.drain_publishes(client, got, until)
 
         publisher = threading.Thread(target=publish)
         publisher.start()
