@@ -216,19 +216,32 @@ void Worker::onQuorumLost() {
 }
 
 void Worker::verifyOwnership() {
-  std::vector<std::string> ids;
+  to_verify_.clear();
   for (const auto& [id, s] : sessions_) {
-    if (s->stored && s->handed_over == 0) ids.push_back(s->clientId());
+    if (s->stored && s->handed_over == 0) to_verify_.push_back(s->clientId());
   }
-  if (ids.empty()) return;
+  verifyPending();
+}
+
+void Worker::verifyPending() {
+  if (to_verify_.empty() || verifying_) return;
+  verifying_ = true;
+  std::vector<std::string> ids = std::move(to_verify_);
+  to_verify_.clear();
   node_.decideOwners(ids, cluster::OwnershipOp::kRead, 0, {},
                      [this, ids](std::vector<cluster::OwnershipResult> results) {
                        post([this, ids, results = std::move(results)] {
+                         verifying_ = false;
                          std::vector<std::string> stale;
                          const uint32_t self = node_.options().node_id;
-                         for (size_t i = 0; i < ids.size() && i < results.size(); ++i) {
-                           if (results[i].decided && results[i].owner != 0 &&
-                               results[i].owner != self) {
+                         for (size_t i = 0; i < ids.size(); ++i) {
+                           if (i >= results.size() || !results[i].decided) {
+                             // No majority answered yet (links still coming up):
+                             // asked again at the next tick.
+                             if (findSession(ids[i]) != nullptr) to_verify_.push_back(ids[i]);
+                             continue;
+                           }
+                           if (results[i].owner != 0 && results[i].owner != self) {
                              stale.push_back(ids[i]);
                            }
                          }

@@ -411,6 +411,7 @@ void Worker::onTick() {
   const int64_t now = loop_.now();
   if (!moving_sessions_.empty()) tickMovingSessions();
   if (!pending_connects_.empty()) retryPendingClaims();
+  if (!to_verify_.empty() && node_.hasQuorum()) verifyPending();
   const int64_t connect_timeout = config().connect_timeout_ms;
   for (auto& [ptr, c] : clients_) {
     if (c->state() == Client::State::kAwaitConnect) {

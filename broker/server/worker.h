@@ -171,6 +171,8 @@ class Worker : public handlers::BrokerContext {
   // session here is checked against the cluster's decision on its owner, and
   // ends here if another node owns it now.
   void verifyOwnership();
+  // Asks again for the sessions whose owner no majority decided yet (onTick).
+  void verifyPending();
 
   const handlers::WorkerStats& stats() const { return stats_; }
   // Before start(): the journal this worker writes its inflight records to
@@ -402,6 +404,9 @@ class Worker : public handlers::BrokerContext {
   };
   std::deque<Replicating> replicating_batches_;
   std::vector<AfterReplicated> after_commit_;  // of this iteration
+  // Sessions whose owner is to be read (verifyOwnership), and one read running.
+  std::vector<std::string> to_verify_;
+  bool verifying_ = false;
   // Inflight records of this worker's persistent sessions, written before
   // write_set_ at each commit (docs/storage.md, "The inflight journal").
   std::unique_ptr<storage::Journal> journal_;
