@@ -150,8 +150,6 @@ class Worker : public handlers::BrokerContext {
 
   // --- session replication (replication.cc; docs/architecture.md, "Session
   // replication") ---
-  // On this worker's thread: the replica nodes changed: a snapshot goes next.
-  void onReplicaEpoch() {}
   // On this worker's thread: this worker's batch `sequence` of `epoch` is stored
   // on every replica node (or not: `status`).
   void onReplicated(uint64_t epoch, uint64_t sequence, const absl::Status& status);
