@@ -993,7 +993,7 @@ void Node::tickReconciliation(int64_t now_ms) {
   {
     std::lock_guard lock(promote_mu_);
     for (const auto& [node, until] : routes_kept_) {
-      if (base::monotonicMs() >= until) expired.push_back(node);
+      if (now_ms >= until) expired.push_back(node);
     }
   }
   for (uint32_t node : expired) {

@@ -54,11 +54,9 @@ import re
 import shutil
 import signal
 import subprocess
-import time
 
 from cluster_fixture import ClusterTestCase, gannetctl_binary
-from gannet_fixture import (Broker, PahoClient, RawClient, ConnectionClosed, BrokerError,
-                            scaled, unique)
+from gannet_fixture import Broker, PahoClient, RawClient, scaled, unique
 
 MQTT_PORT = 1883
 CLUSTER_PORT = 7000
@@ -161,26 +159,10 @@ class NetnsBroker(Broker):
         # --metrics_listen stays 127.0.0.1: the namespace's own lo (metrics_text() enters it).
         return ["ip", "netns", "exec", self.netns] + cmd
 
-    def wait_ready(self, timeout=15.0):
-        """Poll until a raw MQTT 3.1.1 CONNECT from inside the namespace gets a CONNACK."""
-        deadline = time.monotonic() + scaled(timeout)
-        last = None
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                self._expected_exit = True
-                raise BrokerError(f"gannet in {self.netns} exited with code {self.proc.returncode}; "
-                                  f"log:\n{self.log_tail()}")
-            try:
-                with NetnsRawClient(self.netns, self.port, version=4, timeout=1.0,
-                                    host=self.address) as c:
-                    c.connect(unique("ready"), clean=True, keepalive=10)
-                    c.disconnect()
-                return
-            except (OSError, ConnectionClosed, AssertionError) as e:
-                last = e
-                time.sleep(0.02)
-        raise BrokerError(f"gannet at {self.address}:{self.port} in {self.netns} not ready after "
-                          f"{timeout}s ({last!r}); log:\n{self.log_tail()}")
+    def probe_client(self):
+        # wait_ready() connects from inside the namespace.
+        return (NetnsRawClient(self.netns, self.port, version=4, timeout=1.0, host=self.address),
+                f"gannet at {self.address}:{self.port} in {self.netns}")
 
     def metrics_text(self, timeout=5.0):
         with in_netns(self.netns):

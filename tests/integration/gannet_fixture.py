@@ -300,23 +300,29 @@ class Broker:
                 raise BrokerError(f"timed out waiting for {what or regex.pattern}; log:\n{self.log_tail()}")
             time.sleep(0.01)
 
+    def probe_client(self):
+        """The raw client wait_ready() connects with (subclasses reach the broker
+        elsewhere), and how to name the broker in errors."""
+        return RawClient(self.port, version=4, timeout=1.0), f"{self.kind} on port {self.port}"
+
     def wait_ready(self, timeout=15.0):
         """Poll until a raw MQTT 3.1.1 CONNECT gets a CONNACK."""
         deadline = time.monotonic() + scaled(timeout)
-        last = None
+        last, where = None, f"{self.kind} on port {self.port}"
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 self._expected_exit = True
-                raise BrokerError(f"{self.kind} exited with code {self.proc.returncode}; log:\n{self.log_tail()}")
+                raise BrokerError(f"{where} exited with code {self.proc.returncode}; log:\n{self.log_tail()}")
             try:
-                with RawClient(self.port, version=4, timeout=1.0) as c:
+                client, where = self.probe_client()
+                with client as c:
                     c.connect(unique("ready"), clean=True, keepalive=10)
                     c.disconnect()
                 return
             except (OSError, ConnectionClosed, AssertionError) as e:
                 last = e
                 time.sleep(0.02)
-        raise BrokerError(f"{self.kind} on port {self.port} not ready after {timeout}s ({last!r}); "
+        raise BrokerError(f"{where} not ready after {timeout}s ({last!r}); "
                           f"log:\n{self.log_tail()}")
 
     def is_running(self):
