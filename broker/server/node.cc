@@ -1071,7 +1071,7 @@ void Node::dropRoutesOf(uint32_t node) {
     if (routes_kept_.erase(node) == 0) return;
   }
   if (cluster_host_ != nullptr) cluster_host_->dropRoutes(node);
-  base::logger("cluster").info("routes of node {} dropped", node);
+  base::logger("cluster").info("routes kept for dead node {} dropped", node);
 }
 
 void Node::maybePromote(uint32_t owner) {
