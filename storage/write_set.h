@@ -120,6 +120,8 @@ class WriteSet {
   // Operations encoded by bytes() elsewhere: validated here (a malformed
   // buffer from the network is an error, never a crash). False: malformed.
   static bool parse(std::string bytes, WriteSet* out);
+  // Appends an operation read from another set (next()).
+  void add(const Op& op) { append(op.kind, op.table, op.key, op.value); }
 
  private:
   void append(OpKind kind, Table table, std::string_view key, std::string_view value);

@@ -884,7 +884,7 @@ absl::Status Node::createCluster() {
   std::vector<uint32_t> peer_ids;
   for (const cluster::PeerAddress& p : options_.peers) peer_ids.push_back(p.id);
   replica_stores_ = std::make_unique<ReplicaStores>(absl::StrCat(options_.data_dir, "/replicas"),
-                                                    options_.fsync);
+                                                    options_.fsync, options_.journal_segment_bytes);
   replica_stores_->openExisting();
   {
     std::ifstream in(epochFile());

@@ -54,9 +54,18 @@ absl::Status ReplicaStores::open(uint32_t owner, Replica& r) {
   }
   auto store = storage::openRocksDbSessionStore(storeOptions(dir));
   if (!store.ok()) return store.status();
+  auto inflight = openInflight(dir, store->get());
+  if (!inflight.ok()) return inflight.status();
   r.store = std::move(*store);
+  r.inflight = std::move(*inflight);
   r.epoch = epoch;
   return absl::OkStatus();
+}
+
+absl::StatusOr<std::unique_ptr<storage::ReplicaInflight>> ReplicaStores::openInflight(
+    const std::string& dir, storage::SessionStore* store) const {
+  return storage::ReplicaInflight::open(absl::StrCat(dir, "/journal"), fsync_,
+                                        journal_segment_bytes_, store);
 }
 
 namespace {
@@ -108,6 +117,7 @@ absl::StatusOr<ReplicaStores::Contents> ReplicaStores::read(uint32_t owner) {
   RETURN_IF_ERROR(open(owner, r));
   Contents out;
   if (r.store == nullptr) return out;
+  RETURN_IF_ERROR(r.inflight->moveAllToStore());
   TransferBuilder b;
   auto loaded = r.store->load(b);
   if (!loaded.ok()) return loaded.status();
@@ -147,6 +157,7 @@ void ReplicaStores::promoted(uint32_t owner, uint64_t epoch) {
   Replica& r = replicaOf(owner);
   std::lock_guard lock(r.mu);
   if (r.epoch != epoch) return;  // the owner is back with a newer epoch already
+  r.inflight.reset();
   r.store.reset();
   r.epoch = 0;
   fs::remove_all(dirOf(owner), ec);
@@ -209,6 +220,7 @@ void ReplicaStores::openExisting() {
 }
 
 absl::Status ReplicaStores::reset(uint32_t owner, Replica& r, uint64_t epoch) {
+  r.inflight.reset();
   r.store.reset();
   const std::string dir = dirOf(owner);
   std::error_code ec;
@@ -218,6 +230,8 @@ absl::Status ReplicaStores::reset(uint32_t owner, Replica& r, uint64_t epoch) {
   if (ec) return absl::UnavailableError(absl::StrCat("cannot create ", dir, ": ", ec.message()));
   auto store = storage::openRocksDbSessionStore(storeOptions(dir));
   if (!store.ok()) return store.status();
+  auto inflight = openInflight(dir, store->get());
+  if (!inflight.ok()) return inflight.status();
   // The epoch last: a directory without it is an unfinished reset (the next
   // snapshot starts over).
   const fs::path tmp = fs::path(dir) / "EPOCH.tmp";
@@ -230,6 +244,7 @@ absl::Status ReplicaStores::reset(uint32_t owner, Replica& r, uint64_t epoch) {
   fs::rename(tmp, fs::path(dir) / kEpochFile, ec);
   if (ec) return absl::UnavailableError(absl::StrCat("cannot write ", dir, "/", kEpochFile));
   r.store = std::move(*store);
+  r.inflight = std::move(*inflight);
   r.epoch = epoch;
   r.batches = 0;
   return absl::OkStatus();
@@ -261,7 +276,12 @@ absl::Status ReplicaStores::apply(uint32_t owner, uint64_t epoch, bool snapshot,
   }
   ++r.batches;
   if (ws.empty()) return absl::OkStatus();
-  return r.store->commit(std::move(ws));
+  // Inflight records into the journal first (as on the owner), the rest into the store.
+  storage::WriteSet to_store;
+  RETURN_IF_ERROR(r.inflight->apply(ws, &to_store));
+  RETURN_IF_ERROR(r.inflight->commit());
+  if (!to_store.empty()) RETURN_IF_ERROR(r.store->commit(std::move(to_store)));
+  return r.inflight->maintain();
 }
 
 std::vector<ReplicaStores::Held> ReplicaStores::held(bool count) {
@@ -282,6 +302,7 @@ std::vector<ReplicaStores::Held> ReplicaStores::held(bool count) {
         auto m = r->store->countKeys(t);
         if (m.ok()) h.messages += *m;
       }
+      h.messages += r->inflight->size();
     }
     out.push_back(h);
   }

@@ -2,8 +2,9 @@
 // ReplicaStores: the copies this node keeps of other nodes' persistent sessions
 // (docs/architecture.md, "Session replication"). One store per owner node, in
 // <data_dir>/replicas/node-N (a SessionStore like the node's own, written with
-// the owner's WriteSet operations as they arrive), with the owner's replication
-// epoch in its EPOCH file. A batch of a newer epoch that is a snapshot empties
+// the owner's WriteSet operations as they arrive; inflight records in a journal
+// beside it, storage::ReplicaInflight), with the owner's replication epoch in
+// its EPOCH file. A batch of a newer epoch that is a snapshot empties
 // the store first; batches of an older epoch are refused.
 //
 // Thread-safe: batches of one owner arrive in order on one cluster thread;
@@ -19,13 +20,16 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "proto/records.pb.h"
+#include "storage/replica_inflight.h"
 #include "storage/session_store.h"
 
 namespace gannet::server {
 
 class ReplicaStores {
  public:
-  ReplicaStores(std::string dir, bool fsync) : dir_(std::move(dir)), fsync_(fsync) {}
+  // `journal_segment_bytes`: of each replica's inflight journal (--journal_segment_bytes).
+  ReplicaStores(std::string dir, bool fsync, uint64_t journal_segment_bytes)
+      : dir_(std::move(dir)), fsync_(fsync), journal_segment_bytes_(journal_segment_bytes) {}
 
   // At startup: opens the replicas on disk (kept from before a restart).
   void openExisting();
@@ -72,17 +76,21 @@ class ReplicaStores {
     uint64_t epoch = 0;
     uint64_t batches = 0;
     std::unique_ptr<storage::SessionStore> store;
+    std::unique_ptr<storage::ReplicaInflight> inflight;  // its inflight records (with store)
   };
   Replica& replicaOf(uint32_t owner);
   std::string dirOf(uint32_t owner) const;
   storage::StoreOptions storeOptions(const std::string& dir) const;
   // Under r.mu: opens what is on disk for `owner` (once).
   absl::Status open(uint32_t owner, Replica& r);
+  absl::StatusOr<std::unique_ptr<storage::ReplicaInflight>> openInflight(
+      const std::string& dir, storage::SessionStore* store) const;
   // Under r.mu: an empty store for `owner` at `epoch`.
   absl::Status reset(uint32_t owner, Replica& r, uint64_t epoch);
 
   const std::string dir_;
   const bool fsync_;
+  const uint64_t journal_segment_bytes_;
   std::mutex mu_;
   absl::flat_hash_map<uint32_t, std::unique_ptr<Replica>> replicas_;
   absl::flat_hash_map<uint32_t, uint64_t> promoted_;  // owner → epoch (under mu_)
