@@ -1,9 +1,12 @@
 #include "storage/replica_inflight.h"
 
+#include <algorithm>
 #include <limits>
+#include <tuple>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "base/logging.h"
 #include "storage/keys.h"
 
 namespace gannet::storage {
@@ -36,12 +39,26 @@ absl::StatusOr<std::unique_ptr<ReplicaInflight>> ReplicaInflight::open(std::stri
   jo.dir = std::move(dir);
   jo.sync = sync;
   jo.segment_bytes = segment_bytes;
-  auto journal = Journal::open(std::move(jo));
+  auto journal = Journal::open(jo);
   if (!journal.ok()) return journal.status();
   auto held = store->countKeys(Table::kInflight);
   if (!held.ok()) return held.status();
   return std::unique_ptr<ReplicaInflight>(
-      new ReplicaInflight(store, std::move(*journal), *held != 0));
+      new ReplicaInflight(std::move(jo.dir), store, std::move(*journal), *held != 0));
+}
+
+ReplicaInflight::Client* ReplicaInflight::clientOf(std::string_view client_id, bool create) {
+  // Batches are runs of one client's operations: the previous one first.
+  if (last_ != nullptr && *last_id_ == client_id) return last_;
+  auto it = clients_.find(absl::string_view(client_id.data(), client_id.size()));
+  if (it == clients_.end()) {
+    if (!create) return nullptr;
+    it = clients_.emplace(std::string(client_id), Client{}).first;
+    it->second.id = next_id_++;
+  }
+  last_id_ = &it->first;
+  last_ = &it->second;
+  return last_;
 }
 
 absl::Status ReplicaInflight::apply(const WriteSet& batch, WriteSet* to_store) {
@@ -57,12 +74,7 @@ absl::Status ReplicaInflight::apply(const WriteSet& batch, WriteSet* to_store) {
     if (op.kind == WriteSet::OpKind::kPut) {
       if (rest.size() != 8) return badKey("no sequence");
       const uint64_t sequence = keys::readU64(rest);
-      auto cit = clients_.find(absl::string_view(client_id.data(), client_id.size()));
-      if (cit == clients_.end()) {
-        cit = clients_.emplace(std::string(client_id), Client{}).first;
-        cit->second.id = next_id_++;
-      }
-      Client& c = cit->second;
+      Client& c = *clientOf(client_id, /*create=*/true);
       Entry& e = c.entries[sequence];
       const uint32_t segment = journal_->put(c.id, client_id, sequence, op.value);
       if (e.segment != 0) {
@@ -71,7 +83,6 @@ absl::Status ReplicaInflight::apply(const WriteSet& batch, WriteSet* to_store) {
         ++live_;
       }
       e.segment = segment;
-      e.record.assign(op.value);
       continue;
     }
     // A delete of one record or of a range: [C + from, C + to) or the whole
@@ -93,9 +104,8 @@ absl::Status ReplicaInflight::apply(const WriteSet& batch, WriteSet* to_store) {
       }
     }
     bool in_store = store_may_hold_all_;
-    auto cit = clients_.find(absl::string_view(client_id.data(), client_id.size()));
-    if (cit != clients_.end()) {
-      Client& c = cit->second;
+    if (Client* found = clientOf(client_id, /*create=*/false); found != nullptr) {
+      Client& c = *found;
       auto first = c.entries.lower_bound(from);
       auto last = to == kAll ? c.entries.end() : c.entries.lower_bound(to);
       bool in_journal = false;
@@ -109,7 +119,10 @@ absl::Status ReplicaInflight::apply(const WriteSet& batch, WriteSet* to_store) {
       }
       if (in_journal) journal_->done(c.id, from, to);
       c.entries.erase(first, last);
-      if (c.entries.empty()) clients_.erase(cit);
+      if (c.entries.empty()) {
+        last_ = nullptr;
+        clients_.erase(absl::string_view(client_id.data(), client_id.size()));
+      }
     }
     if (in_store) to_store->add(op);
   }
@@ -132,23 +145,48 @@ absl::Status ReplicaInflight::maintain() {
 absl::Status ReplicaInflight::moveAllToStore() { return moveToStore(0); }
 
 absl::Status ReplicaInflight::moveToStore(uint32_t through) {
-  WriteSet moved;
-  std::vector<Entry*> entries;
+  std::vector<std::pair<const std::string*, std::pair<const uint64_t, Entry>*>> entries;
   for (auto& [client_id, c] : clients_) {
-    for (auto& [sequence, e] : c.entries) {
+    for (auto& entry : c.entries) {
+      const Entry& e = entry.second;
       if (e.segment == 0 || (through != 0 && e.segment > through)) continue;
-      moved.putInflightBytes(client_id, sequence, e.record);
-      entries.push_back(&e);
+      entries.emplace_back(&client_id, &entry);
     }
+  }
+  if (entries.empty()) return absl::OkStatus();
+  // The records, as recovery after a restart would find them (every frame is
+  // written: commit() came first).
+  auto journal = recoverJournal(dir_);
+  if (!journal.ok()) return journal.status();
+  const std::vector<RecoveredInflight>& found = journal->entries;  // by client id, sequence
+  WriteSet moved;
+  uint64_t missing = 0;
+  for (const auto& [client_id, entry] : entries) {
+    auto it = std::lower_bound(found.begin(), found.end(), std::make_pair(client_id, entry->first),
+                               [](const RecoveredInflight& r, const auto& key) {
+                                 return std::tie(r.client_id, r.sequence) <
+                                        std::tie(*key.first, key.second);
+                               });
+    if (it == found.end() || it->client_id != *client_id || it->sequence != entry->first) {
+      // Its frame was never written (a failed write, answered as such to the
+      // owner): nothing to move.
+      ++missing;
+      continue;
+    }
+    moved.putInflightBytes(*client_id, entry->first, it->record);
+  }
+  if (missing != 0) {
+    base::logger("storage").warn("replica journal in {}: {} inflight records were not in its files "
+                                 "(writes that failed earlier)", dir_, missing);
   }
   if (!moved.empty()) {
     if (absl::Status s = store_->commit(std::move(moved)); !s.ok()) return s;
   }
-  for (Entry* e : entries) {
-    journal_->release(e->segment);
-    e->segment = 0;
-    e->in_store = true;
-    std::string().swap(e->record);
+  for (const auto& [client_id, entry] : entries) {
+    Entry& e = entry->second;
+    journal_->release(e.segment);
+    e.segment = 0;
+    e.in_store = true;
   }
   live_ -= entries.size();
   return absl::OkStatus();

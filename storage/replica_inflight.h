@@ -8,9 +8,11 @@
 // usually a few milliseconds; as RocksDB keys every one costs a memtable
 // insert, a range tombstone and the WAL's checksum on the replica's side of
 // the link, on the path of every QoS >= 1 acknowledgement. Here it costs an
-// append to a buffer and one write() per batch. Records still live after about
-// two journal segments move into the replica's store (as the owner's do), so
-// the files stay small.
+// append to a buffer and one write() per batch, and in memory only its
+// sequence and segment (the records are read back from the files when they
+// are needed, which is rare). Records still live after about two journal
+// segments move into the replica's store (as the owner's do), so the files
+// stay small.
 //
 // A batch's inflight operations go to the journal (apply(), then commit()),
 // everything else to the store; deletes of records that were moved to the
@@ -21,11 +23,11 @@
 // serialises every call. Files: the Journal's, in `dir`.
 
 #include <cstdint>
-#include <map>
 #include <memory>
 #include <string>
 
-#include "absl/container/flat_hash_map.h"
+#include "absl/container/btree_map.h"
+#include "absl/container/node_hash_map.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "storage/journal.h"
@@ -60,26 +62,36 @@ class ReplicaInflight {
   uint64_t size() const { return live_; }
 
  private:
-  ReplicaInflight(SessionStore* store, std::unique_ptr<Journal> journal, bool store_has_inflight)
-      : store_(store), journal_(std::move(journal)), store_may_hold_all_(store_has_inflight) {}
+  ReplicaInflight(std::string dir, SessionStore* store, std::unique_ptr<Journal> journal,
+                  bool store_has_inflight)
+      : dir_(std::move(dir)),
+        store_(store),
+        journal_(std::move(journal)),
+        store_may_hold_all_(store_has_inflight) {}
   struct Entry {
     uint32_t segment = 0;   // the journal segment of its newest version; 0: none
     bool in_store = false;  // a version was moved to the store
-    std::string record;     // while in the journal
   };
   struct Client {
     uint64_t id = 0;  // the journal's session id for this client
-    std::map<uint64_t, Entry> entries;
+    absl::btree_map<uint64_t, Entry> entries;  // by sequence
   };
-  // Moves live records of segments <= `segment` (0: all) into the store.
+  // Moves live records of segments <= `through` (0: all) into the store, read
+  // back from the journal's files.
   absl::Status moveToStore(uint32_t through);
 
+  const std::string dir_;
   SessionStore* const store_;
   std::unique_ptr<Journal> journal_;
   // The store was opened with inflight records in it whose keys are not known
   // here: every delete goes to it too.
   const bool store_may_hold_all_;
-  absl::flat_hash_map<std::string, Client> clients_;
+  // The client of `client_id` (created when missing and `create`; else null).
+  Client* clientOf(std::string_view client_id, bool create);
+
+  absl::node_hash_map<std::string, Client> clients_;  // nodes stay put: last_ points into one
+  const std::string* last_id_ = nullptr;
+  Client* last_ = nullptr;
   uint64_t next_id_ = 1;
   uint64_t live_ = 0;
 };
