@@ -171,9 +171,19 @@ class ClusterNode::LinkService final : public clusterpb::Cluster::Service {
         node_.host_.onSessionAppend(peer, std::move(*a.mutable_client_id()), a.handover_id(),
                                     std::move(*a.mutable_session()));
       } else if (in.has_replica()) {
+        // Answered on this stream, from this thread: no hand-off to the link
+        // the other way (the dialer's reader delivers it to the replicating node).
         clusterpb::ReplicaBatch& r = *in.mutable_replica();
-        node_.host_.onReplicaBatch(peer, r.epoch(), r.worker(), r.sequence(), r.snapshot(),
-                                   std::move(*r.mutable_operations()));
+        const bool stored = node_.host_.onReplicaBatch(peer, r.epoch(), r.worker(), r.sequence(),
+                                                       r.snapshot(),
+                                                       std::move(*r.mutable_operations()));
+        clusterpb::LinkMessage out;
+        auto* a = out.mutable_replica_ack();
+        a->set_epoch(r.epoch());
+        a->set_worker(r.worker());
+        a->set_sequence(r.sequence());
+        a->set_ok(stored);
+        if (!stream->Write(out)) break;
       } else if (in.has_prepare()) {
         if (node_.acceptor_) node_.answerPrepare(peer, in);
       } else if (in.has_accept()) {
@@ -182,9 +192,6 @@ class ClusterNode::LinkService final : public clusterpb::Cluster::Service {
         node_.roundAnswered(peer, in.promise().request_id(), in);
       } else if (in.has_accepted()) {
         node_.roundAnswered(peer, in.accepted().request_id(), in);
-      } else if (in.has_replica_ack()) {
-        const clusterpb::ReplicaAck& a = in.replica_ack();
-        node_.host_.onReplicaAck(peer, a.epoch(), a.worker(), a.sequence(), a.ok());
       }
     }
     log().debug("inbound link from node {} closed", peer);
@@ -444,7 +451,14 @@ void ClusterNode::dial(Dialer& d) {
       std::thread reader([&] {
         clusterpb::LinkMessage m;
         while (stream->Read(&m)) {
-          if (m.has_heartbeat()) {
+          if (m.has_replica_ack()) {
+            const clusterpb::ReplicaAck& a = m.replica_ack();
+            {
+              std::lock_guard lock(d.mu);
+              replicaAnswered(d, a.epoch(), a.worker(), a.sequence());
+            }
+            host_.onReplicaAck(d.peer.id, a.epoch(), a.worker(), a.sequence(), a.ok());
+          } else if (m.has_heartbeat()) {
             // An answer on our stream: its route count may be ahead of the route
             // updates the peer sends on its own stream.
             membership_.heard(d.peer.id, reportOf(m.heartbeat()), base::monotonicMs(),
@@ -505,6 +519,7 @@ void ClusterNode::dial(Dialer& d) {
         std::erase_if(d.outbox, [](const clusterpb::LinkMessage& m) {
           return m.has_routes() || m.has_retained() || m.has_claim() || m.has_replica();
         });
+        d.replica_flows.clear();
         ctx.TryCancel();
       }
       host_.onLinkChanged(d.peer.id, false);

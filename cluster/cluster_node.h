@@ -131,9 +131,9 @@ class ClusterHost {
   virtual void onSessionAppend(uint32_t node, std::string client_id, uint64_t handover_id,
                                std::string transfer) = 0;
   // Session replication (proto ReplicaBatch): node `node`'s changes to keep for
-  // it; answer with ClusterNode::ackReplica once stored. Batches of one node
-  // come in order, on one thread.
-  virtual void onReplicaBatch(uint32_t node, uint64_t epoch, uint32_t worker, uint64_t sequence,
+  // it. True: stored (answered with a ReplicaAck on the stream the batch came
+  // on). Batches of one node come in order, on one thread.
+  virtual bool onReplicaBatch(uint32_t node, uint64_t epoch, uint32_t worker, uint64_t sequence,
                               bool snapshot, std::string operations) = 0;
   // Node `node` stored (ok) or could not store this node's batch.
   virtual void onReplicaAck(uint32_t node, uint64_t epoch, uint32_t worker, uint64_t sequence,
@@ -219,7 +219,6 @@ class ClusterNode {
   // to `node` is not up (the batch is not sent; its epoch is over).
   bool sendReplica(uint32_t node, uint64_t epoch, uint32_t worker, uint64_t sequence,
                    bool snapshot, std::string operations);
-  void ackReplica(uint32_t node, uint64_t epoch, uint32_t worker, uint64_t sequence, bool ok);
 
   // Thread-safe: the link to node `node` is up (handshake done, not lost).
   bool linkLive(uint32_t node);
@@ -268,7 +267,19 @@ class ClusterNode {
     absl::flat_hash_set<std::pair<uint32_t, uint64_t>> unacked;
     bool retry_now = false;  // the peer dialled us: dial it back without waiting
     std::condition_variable cv;  // outbox, stop, link lost
+    // Replica batches, per worker (while live): at most one is on its way at a
+    // time; what the worker sends meanwhile merges into `held`, sent when the
+    // ReplicaAck comes. Under load a batch covers a round trip's worth of
+    // changes (fewer, larger batches); idle, each goes at once.
+    struct ReplicaFlow {
+      uint64_t epoch = 0;
+      uint64_t in_flight = 0;  // sequence of the batch on its way; 0: none
+      std::unique_ptr<clusterpb::LinkMessage> held;
+    };
+    absl::flat_hash_map<uint32_t, ReplicaFlow> replica_flows;
   };
+  // Under d.mu: the ack of (epoch, worker, sequence) came; sends what was held.
+  void replicaAnswered(Dialer& d, uint64_t epoch, uint32_t worker, uint64_t sequence);
   Dialer* dialerFor(uint32_t node);
   // Distinct filters this node's sessions subscribe to (its routes).
   uint64_t routeCount();

@@ -22,13 +22,13 @@ absl::StatusOr<std::vector<PeerAddress>> parsePeers(std::string_view spec, uint3
       return absl::InvalidArgumentError(
           absl::StrCat("--peers: '", e, "' is not ID@HOST:PORT (e.g. 2@gannet-1.gannet:7946)"));
     }
-    if (id == self_id) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("--peers: '", e, "' has this node's own --node_id=", self_id));
-    }
     if (!seen.insert(id).second) {
       return absl::InvalidArgumentError(absl::StrCat("--peers: node id ", id, " appears twice"));
     }
+    // The node itself may be listed: every node of a cluster can then have the
+    // same --peers (one ConfigMap for a StatefulSet). A peer with our id is
+    // refused when it dials us ("two nodes have --node_id=N").
+    if (id == self_id) continue;
     peers.push_back({id, e.substr(at + 1)});
   }
   return peers;

@@ -103,15 +103,49 @@ std::vector<std::pair<uint32_t, std::string>> ClusterNode::takeoverPeers() {
   return out;
 }
 
+void ClusterNode::replicaAnswered(Dialer& d, uint64_t epoch, uint32_t worker, uint64_t sequence) {
+  auto it = d.replica_flows.find(worker);
+  if (it == d.replica_flows.end()) return;
+  Dialer::ReplicaFlow& flow = it->second;
+  if (flow.epoch != epoch || flow.in_flight == 0 || sequence < flow.in_flight) return;
+  flow.in_flight = 0;
+  if (!flow.held) return;
+  flow.in_flight = flow.held->replica().sequence();
+  d.outbox.push_back(std::move(*flow.held));
+  flow.held.reset();
+  d.cv.notify_all();
+}
+
 bool ClusterNode::sendReplica(uint32_t node, uint64_t epoch, uint32_t worker, uint64_t sequence,
                               bool snapshot, std::string operations) {
   Dialer* d = dialerFor(node);
   if (d == nullptr) return false;
   std::lock_guard lock(d->mu);
   if (!d->live) return false;
-  // Not written yet: a worker's batches go out as one (the receiver commits
-  // them at once and acknowledges the last sequence, which covers the others).
-  // Nothing between them in the outbox depends on their order.
+  Dialer::ReplicaFlow& flow = d->replica_flows[worker];
+  if (!snapshot && flow.in_flight != 0 && flow.epoch == epoch) {
+    // One is on its way: this waits for its ack, merged with what else does
+    // (the receiver acknowledges the last sequence, which covers the others).
+    if (flow.held) {
+      clusterpb::ReplicaBatch* r = flow.held->mutable_replica();
+      r->mutable_operations()->append(operations);
+      r->set_sequence(sequence);
+    } else {
+      flow.held = std::make_unique<clusterpb::LinkMessage>();
+      auto* r = flow.held->mutable_replica();
+      r->set_epoch(epoch);
+      r->set_worker(worker);
+      r->set_sequence(sequence);
+      r->set_operations(std::move(operations));
+    }
+    return true;
+  }
+  // A snapshot starts afresh: what was held belongs to the old epoch.
+  flow.epoch = epoch;
+  flow.in_flight = sequence;
+  flow.held.reset();
+  // Not written yet: a worker's batches go out as one. Nothing between them
+  // in the outbox depends on their order.
   for (auto it = d->outbox.rbegin(); it != d->outbox.rend(); ++it) {
     if (!it->has_replica() || it->replica().worker() != worker) continue;
     clusterpb::ReplicaBatch* r = it->mutable_replica();
@@ -131,17 +165,6 @@ bool ClusterNode::sendReplica(uint32_t node, uint64_t epoch, uint32_t worker, ui
   d->outbox.push_back(std::move(m));
   d->cv.notify_all();
   return true;
-}
-
-void ClusterNode::ackReplica(uint32_t node, uint64_t epoch, uint32_t worker, uint64_t sequence,
-                             bool ok) {
-  clusterpb::LinkMessage m;
-  auto* a = m.mutable_replica_ack();
-  a->set_epoch(epoch);
-  a->set_worker(worker);
-  a->set_sequence(sequence);
-  a->set_ok(ok);
-  send(node, std::move(m));
 }
 
 size_t ClusterNode::pendingOutbound() {

@@ -581,14 +581,14 @@ class Node::ClusterHostImpl final : public cluster::ClusterHost, public router::
   uint64_t claimStamp() { return clock_.now(); }
 
   // --- session replication ---
-  void onReplicaBatch(uint32_t node, uint64_t epoch, uint32_t worker, uint64_t sequence,
+  bool onReplicaBatch(uint32_t node, uint64_t epoch, uint32_t worker, uint64_t sequence,
                       bool snapshot, std::string operations) override {
     absl::Status s = node_.replica_stores_->apply(node, epoch, snapshot, std::move(operations));
     if (!s.ok()) {
       base::logger("cluster").warn("replica batch {} of node {} (worker {}, epoch {}) not stored: {}",
                                    sequence, node, worker, epoch, base::toStd(s.message()));
     }
-    if (cluster_ != nullptr) cluster_->ackReplica(node, epoch, worker, sequence, s.ok());
+    return s.ok();
   }
   void onReplicaAck(uint32_t node, uint64_t epoch, uint32_t worker, uint64_t sequence,
                     bool ok) override {

@@ -35,7 +35,7 @@ ABSL_FLAG(uint64_t, journal_segment_bytes, uint64_t{64} << 20,
 ABSL_FLAG(std::string, cluster_listen, "",
           "Cluster (gRPC) listener HOST:PORT for peers and gannetctl; empty: a single node");
 ABSL_FLAG(std::string, peers, "",
-          "The other nodes of the cluster: ID@HOST:PORT,... (their --cluster_listen)");
+          "The nodes of the cluster: ID@HOST:PORT,... (their --cluster_listen); this node's own entry is skipped");
 ABSL_FLAG(std::string, cluster_secret, "",
           "Secret shared by every node of the cluster (prefer --cluster_secret_file)");
 ABSL_FLAG(std::string, cluster_secret_file, "",
