@@ -33,6 +33,7 @@ cluster: build
 # The packet-decoder fuzzer for a bounded time, then every test through ctest
 # (whose summary line ends the output).
 test: build
+	@scripts/install-helm.sh .tools >/dev/null   # helm + kubectl for tests/deploy (git-ignored)
 	@$(MAKE) --no-print-directory fuzz
 	cd $(BUILD_DIR) && ctest --output-on-failure -j $(JOBS)
 

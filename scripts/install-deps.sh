@@ -6,7 +6,8 @@ pkgs=(build-essential cmake make pkg-config ccache clang
       libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
       librocksdb-dev libabsl-dev prometheus-cpp-dev libspdlog-dev
       libgtest-dev libgmock-dev libbenchmark-dev libssl-dev
-      mosquitto mosquitto-clients python3-paho-mqtt procps iproute2 iptables)
+      mosquitto mosquitto-clients python3-paho-mqtt procps iproute2 iptables
+      unzip python3-yaml)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

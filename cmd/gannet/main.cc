@@ -3,6 +3,8 @@
 
 #include <signal.h>
 
+#include <algorithm>
+#include <cctype>
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
@@ -15,6 +17,7 @@
 #include "absl/flags/reflection.h"
 #include "absl/flags/usage.h"
 #include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
@@ -212,8 +215,21 @@ gannet::server::NodeOptions optionsFromFlags() {
     }
   }
   o.mqtt_advertise = absl::GetFlag(FLAGS_mqtt_advertise);
-  if (auto a = gannet::net::parseHostPort(o.mqtt_advertise); !o.mqtt_advertise.empty() && !a.ok()) {
-    usageError(absl::StrCat("--mqtt_advertise: ", a.status().message()));
+  if (!o.mqtt_advertise.empty() && !gannet::net::parseHostPort(o.mqtt_advertise).ok()) {
+    // Not an IP address: a DNS name (a pod's name in Kubernetes) is fine too;
+    // clients resolve it. HOST:PORT with a port 1..65535.
+    const std::string& a = o.mqtt_advertise;
+    const size_t colon = a.rfind(':');
+    uint32_t port = 0;
+    const bool name_ok =
+        colon != std::string::npos && colon > 0 &&
+        std::all_of(a.begin(), a.begin() + static_cast<long>(colon), [](char c) {
+          return std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '-';
+        });
+    if (!name_ok || !absl::SimpleAtoi(a.substr(colon + 1), &port) || port == 0 || port > 65535) {
+      usageError(absl::StrCat("--mqtt_advertise: '", a,
+                              "' is not HOST:PORT (an IP address or a DNS name, and a port)"));
+    }
   }
   o.drain_timeout_ms =
       int64_t{checkedRange<uint32_t>("drain_timeout", absl::GetFlag(FLAGS_drain_timeout), 1, 86400)} *

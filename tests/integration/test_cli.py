@@ -48,6 +48,8 @@ class FlagErrorsTest(unittest.TestCase):
             ("max_queued_bytes", "big"),
             ("queue_overflow", "sometimes"),
             ("fsync", "maybe"),
+            ("mqtt_advertise", "gannet-0.example:0"),
+            ("mqtt_advertise", "no port"),
         ]
         for flag, value in cases:
             with self.subTest(flag=flag, value=value):
