@@ -25,7 +25,7 @@ node included), a gannet that rejects it (exit 2, "has this node's own
 --node_id") gets the list without its own entry; once gannet accepts it, the
 rendered list is passed unchanged. The test prints which way it ran.
 
-Environment: HELM_BIN (default <repo>/.tools/helm, where `make deps` installs
+Environment: HELM_BIN (default <repo>/.tools/helm, where `make test` installs
 it; the test fails, not skips, without a helm 3), GANNET_BIN, GANNETCTL_BIN
 (default: <repo>/build/cmd/...), GANNET_TEST_TIMEOUT_SCALE,
 GANNET_TEST_KEEP_TMP=1 (keep the temp dir with the nodes' logs).
@@ -73,7 +73,7 @@ def scaled(seconds):
 def tool(env, default):
     path = os.environ.get(env) or default
     if not path or not (os.path.isfile(path) and os.access(path, os.X_OK)):
-        raise AssertionError(f"{env}: no executable at {path!r} (make deps installs helm into "
+        raise AssertionError(f"{env}: no executable at {path!r} (make test installs helm into "
                              f".tools/; ctest passes GANNET_BIN, GANNETCTL_BIN and HELM_BIN)")
     return path
 
