@@ -13,6 +13,13 @@ inline int64_t monotonicMs() {
       .count();
 }
 
+// Nanoseconds on the same monotonic clock, for measuring short durations.
+inline int64_t monotonicNs() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(
+             std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
 // Seconds since the Unix epoch.
 inline int64_t wallSeconds() {
   return std::chrono::duration_cast<std::chrono::seconds>(

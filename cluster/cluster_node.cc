@@ -122,6 +122,9 @@ class ClusterNode::LinkService final : public clusterpb::Cluster::Service {
     }
     node_.membership_.heardIncarnation(peer, hello.incarnation(), base::monotonicMs());
     log().debug("inbound link from node {} ({}) up", peer, ctx->peer());
+    // Its counters are kept with the dialer of the way back.
+    Dialer* from = node_.dialers_ready_.load(std::memory_order_acquire) ? node_.dialerFor(peer)
+                                                                         : nullptr;
     if (Dialer* d = node_.dialerFor(peer)) {  // it is up: dial it back now, not after a backoff
       std::lock_guard lock(d->mu);
       d->retry_now = true;
@@ -153,6 +156,10 @@ class ClusterNode::LinkService final : public clusterpb::Cluster::Service {
         }
         node_.host_.onRetained(std::move(entries));
       } else if (in.has_forward()) {
+        if (from == nullptr && node_.dialers_ready_.load(std::memory_order_acquire)) {
+          from = node_.dialerFor(peer);  // the link came up while start() ran
+        }
+        if (from != nullptr) from->received.fetch_add(in.forward().count(), std::memory_order_relaxed);
         node_.host_.onForward(peer, std::move(*in.mutable_forward()->mutable_packed()),
                               in.forward().on_behalf_of());
       } else if (in.has_claim()) {
@@ -316,6 +323,7 @@ absl::StatusOr<uint16_t> ClusterNode::start() {
     d->peer = p;
     dialers_.push_back(std::move(d));
   }
+  dialers_ready_.store(true, std::memory_order_release);
   for (auto& d : dialers_) {
     Dialer* raw = d.get();
     raw->thread = std::thread([this, raw] { dial(*raw); });
@@ -487,9 +495,13 @@ void ClusterNode::dial(Dialer& d) {
           std::lock_guard routes(routes_mu_);
           std::lock_guard lock(d.mu);
           batch.swap(d.outbox);
+          d.forwarded += d.pending_forwards;
           d.pending_forwards = 0;
-          d.unacked.insert(d.outbox_acks.begin(), d.outbox_acks.end());
-          d.outbox_acks.clear();
+          if (!d.outbox_acks.empty()) {
+            const int64_t written = base::monotonicNs();
+            for (const auto& token : d.outbox_acks) d.unacked.emplace(token, written);
+            d.outbox_acks.clear();
+          }
           if (heartbeat_due) {
             *hb.mutable_heartbeat() = heartbeat();
             hb.mutable_heartbeat()->set_routes(local_routes_.size());
@@ -531,7 +543,7 @@ void ClusterNode::dial(Dialer& d) {
         std::vector<std::pair<uint32_t, uint64_t>> lost;
         {
           std::lock_guard lock(d.mu);
-          lost.assign(d.unacked.begin(), d.unacked.end());
+          for (const auto& [token, written] : d.unacked) lost.push_back(token);
           d.unacked.clear();
         }
         if (!lost.empty()) failTokens(lost);
@@ -556,6 +568,24 @@ bool ClusterNode::linkLive(uint32_t node) {
   if (d == nullptr) return false;
   std::lock_guard lock(d->mu);
   return d->live;
+}
+
+LinkStats ClusterNode::linkStats() {
+  LinkStats out;
+  if (dialers_ready_.load(std::memory_order_acquire)) {
+    for (auto& d : dialers_) {
+      PeerLinkStats p;
+      p.peer = d->peer.id;
+      p.received = d->received.load(std::memory_order_relaxed);
+      std::lock_guard lock(d->mu);
+      p.forwarded = d->forwarded;
+      out.peers.push_back(p);
+    }
+  } else {
+    for (const PeerAddress& a : options_.peers) out.peers.push_back({a.id, 0, 0});
+  }
+  out.forward_duration = forward_duration_.snapshot();
+  return out;
 }
 
 uint64_t ClusterNode::routeCount() {
@@ -664,15 +694,21 @@ void ClusterNode::applyForwardAck(uint32_t node, const clusterpb::ForwardAck& ac
   Dialer* d = dialerFor(node);
   if (d == nullptr) return;
   std::vector<uint64_t> tokens;
+  int64_t oldest = 0;
   {
     std::lock_guard lock(d->mu);
     for (uint64_t t : ack.tokens()) {
       // Only what is still outstanding: a token already failed (link lost) was
       // answered to its publisher.
-      if (d->unacked.erase({ack.worker(), t}) > 0) tokens.push_back(t);
+      auto it = d->unacked.find({ack.worker(), t});
+      if (it == d->unacked.end()) continue;
+      if (tokens.empty() || it->second < oldest) oldest = it->second;
+      tokens.push_back(t);
+      d->unacked.erase(it);
     }
   }
   if (tokens.empty()) return;
+  forward_duration_.recordShared(base::monotonicNs() - oldest);
   const auto status = ack.status() <= 2 ? static_cast<ForwardStatus>(ack.status())
                                         : ForwardStatus::kError;
   host_.onForwardAck(ack.worker(), std::move(tokens), status);
@@ -734,7 +770,7 @@ void ClusterNode::monitor() {
                        m.has_handover();
               });
               d->pending_forwards = 0;
-              failed.insert(failed.end(), d->unacked.begin(), d->unacked.end());
+              for (const auto& [token, written] : d->unacked) failed.push_back(token);
               d->unacked.clear();
             }
             if (!failed.empty()) failTokens(failed);

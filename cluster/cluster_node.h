@@ -26,6 +26,7 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/container/flat_hash_set.h"
 #include "absl/status/statusor.h"
+#include "base/histogram.h"
 #include "cluster/forward_codec.h"
 #include "cluster/membership.h"
 #include "cluster/ownership.h"
@@ -83,6 +84,21 @@ struct SessionAnswer {
 
 // How the receiver stored forwarded messages (ForwardAck.status).
 enum class ForwardStatus : uint8_t { kOk = 0, kFull = 1, kError = 2 };
+
+// What the links to the peers carried, for the node's metrics
+// (ClusterNode::linkStats()).
+struct PeerLinkStats {
+  uint32_t peer = 0;
+  uint64_t forwarded = 0;  // messages written on the link to that peer
+  uint64_t received = 0;   // messages that peer forwarded to this node
+};
+struct LinkStats {
+  std::vector<PeerLinkStats> peers;  // every peer of --peers, in that order
+  // One observation per ForwardAck: from writing the oldest of the forwards it
+  // acknowledges to the peer until the ack arrived here. (Only QoS >= 1
+  // forwards from clients are acknowledged; QoS 0 ones are not timed.)
+  base::HistogramSnapshot forward_duration;
+};
 
 // What the node running the cluster layer tells it, and is told by it.
 // Thread-safe: called from the cluster's threads.
@@ -222,6 +238,9 @@ class ClusterNode {
 
   // Thread-safe: the link to node `node` is up (handshake done, not lost).
   bool linkLive(uint32_t node);
+  // Thread-safe: counts of what the links carried (metrics; cheap: one lock
+  // per peer).
+  LinkStats linkStats();
 
   // --- ownership of client ids by consensus (ownership_rounds.cc) ---
   // Before start(): the registers this node stored as an acceptor, and how to
@@ -263,8 +282,11 @@ class ClusterNode {
     // The ack tokens of the forwards in the outbox.
     std::vector<std::pair<uint32_t, uint64_t>> outbox_acks;
     // Forwards written on the current link whose ForwardAck has not come:
-    // (worker, token). Failed back to the host when the link is lost.
-    absl::flat_hash_set<std::pair<uint32_t, uint64_t>> unacked;
+    // (worker, token) → when it was written (base::monotonicNs, for the
+    // forward duration). Failed back to the host when the link is lost.
+    absl::flat_hash_map<std::pair<uint32_t, uint64_t>, int64_t> unacked;
+    uint64_t forwarded = 0;                // messages written to the peer (metrics)
+    std::atomic<uint64_t> received{0};     // messages it forwarded here (metrics)
     bool retry_now = false;  // the peer dialled us: dial it back without waiting
     std::condition_variable cv;  // outbox, stop, link lost
     // Replica batches, per worker (while live): at most one is on its way at a
@@ -312,6 +334,8 @@ class ClusterNode {
   std::unique_ptr<AdminService> admin_service_;
   std::unique_ptr<grpc::Server> server_;
   std::vector<std::unique_ptr<Dialer>> dialers_;
+  std::atomic<bool> dialers_ready_{false};  // dialers_ is filled (start()): linkStats() reads it
+  base::LatencyHistogram forward_duration_;  // ForwardAck after the write (recordShared)
   std::thread monitor_;
   std::mutex stop_mu_;
   std::condition_variable stop_cv_;

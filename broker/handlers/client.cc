@@ -116,6 +116,7 @@ void Client::closeForError(const absl::Status& status) {
     ack.reason_code = codec::connackReturnCodeV3(rc);
     std::string& out = conn_->output();
     codec::encode(ack, codec::ProtocolVersion::kV311, out);
+    ctx_.stats().refused(rc);  // the one refusing CONNACK not sent by refuseConnect()
   }
   disconnect(rc, base::toStd(status.message()), /*publish_will=*/true);
 }
@@ -154,7 +155,7 @@ void Client::attach(session::Session& s, codec::ProtocolVersion v) {
   s.client = this;
   s.expires_at_ms = 0;
   state_ = State::kConnected;
-  ctx_.stats().connections_current_inc.add();
+  ctx_.stats().connections_opened[protocolIndex(v)].add();
 }
 
 void Client::onWritable() {
@@ -167,7 +168,7 @@ void Client::onClosed(std::string_view why) {
   state_ = State::kClosed;
   ctx_.clientClosed(*this);
   if (!was_connected || session_ == nullptr) return;
-  ctx_.stats().connections_current_dec.add();
+  ctx_.stats().connections_closed[protocolIndex(version_)].add();
   session::Session& s = *session_;
   session_ = nullptr;
   s.client = nullptr;

@@ -19,6 +19,7 @@ absl::Status refuseConnect(Client& client, const codec::ConnectPacket& p, Reason
                                                       : codec::connackReturnCodeV3(rc);
   // The connection has no version yet: encode for the version the client spoke.
   codec::encode(ack, p.version, client.connection().output());
+  client.ctx().stats().refused(rc);
   base::logger("mqtt").info("refused CONNECT of '{}' from {}: {}", p.client_id, client.peer(), why);
   client.connection().closeAfterFlush();
   return absl::OkStatus();

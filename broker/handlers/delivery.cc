@@ -60,6 +60,7 @@ bool writeToClient(Client& c, const session::OutboundMessage& out, uint16_t pack
   if (alias != 0 && !alias_known) c.outbound_aliases->emplace(m.topic, alias);
   c.connection().scheduleFlush();
   ctx.stats().messages_sent[out.qos].add();
+  ctx.stats().message_bytes_sent[out.qos].add(m.payload.size());
   ctx.stats().bytes_sent.add(n);
   return true;
 }

@@ -91,6 +91,7 @@ absl::Status handlePublish(Client& client, codec::PublishPacket&& p) {
     return codec::codecError(ReasonCode::kReceiveMaximumExceeded, "receive maximum exceeded");
   }
   ctx.stats().messages_received[p.qos].add();
+  ctx.stats().message_bytes_received[p.qos].add(p.payload.size());
   if (p.topic.starts_with("$SYS") || p.topic.starts_with("$share/")) {
     // $SYS is the broker's own namespace, and a "$share/..." topic name could never
     // be subscribed to (§4.8.2): clients may not publish there (as in Mosquitto).

@@ -13,7 +13,48 @@ const char* dropReasonName(DropReason r) {
     case DropReason::kStoreMissing: return "store_missing";
     case DropReason::kNodeDown: return "node_down";
     case DropReason::kStoreFull: return "store_full";
+    case DropReason::kNotAuthorized: return "not_authorized";
     case DropReason::kCount: break;
+  }
+  return "unknown";
+}
+
+const char* connectRefusalName(ConnectRefusal r) {
+  switch (r) {
+    case ConnectRefusal::kUnsupportedProtocolVersion: return "unsupported_protocol_version";
+    case ConnectRefusal::kClientIdentifierNotValid: return "client_identifier_not_valid";
+    case ConnectRefusal::kBadUsernameOrPassword: return "bad_username_or_password";
+    case ConnectRefusal::kNotAuthorized: return "not_authorized";
+    case ConnectRefusal::kServerUnavailable: return "server_unavailable";
+    case ConnectRefusal::kServerBusy: return "server_busy";
+    case ConnectRefusal::kQuotaExceeded: return "quota_exceeded";
+    case ConnectRefusal::kOther: return "other";
+    case ConnectRefusal::kCount: break;
+  }
+  return "other";
+}
+
+ConnectRefusal connectRefusalOf(codec::ReasonCode rc) {
+  using codec::ReasonCode;
+  switch (rc) {
+    case ReasonCode::kUnsupportedProtocolVersion: return ConnectRefusal::kUnsupportedProtocolVersion;
+    case ReasonCode::kClientIdentifierNotValid: return ConnectRefusal::kClientIdentifierNotValid;
+    case ReasonCode::kBadUserNameOrPassword: return ConnectRefusal::kBadUsernameOrPassword;
+    // 3.1.1 answers both with return code 5 "not authorized".
+    case ReasonCode::kNotAuthorized:
+    case ReasonCode::kBanned: return ConnectRefusal::kNotAuthorized;
+    case ReasonCode::kServerUnavailable: return ConnectRefusal::kServerUnavailable;
+    case ReasonCode::kServerBusy: return ConnectRefusal::kServerBusy;
+    case ReasonCode::kQuotaExceeded: return ConnectRefusal::kQuotaExceeded;
+    default: return ConnectRefusal::kOther;  // e.g. 0x8C bad authentication method, 0x9A
+  }
+}
+
+const char* protocolName(int index) {
+  switch (index) {
+    case 0: return "3.1";
+    case 1: return "3.1.1";
+    case 2: return "5";
   }
   return "unknown";
 }

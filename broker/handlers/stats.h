@@ -6,6 +6,9 @@
 #include <atomic>
 #include <cstdint>
 
+#include "base/histogram.h"
+#include "broker/codec/packets.h"
+
 namespace gannet::handlers {
 
 enum class DropReason : uint8_t {
@@ -18,9 +21,40 @@ enum class DropReason : uint8_t {
   kStoreMissing,     // a stored queue entry whose message record is gone
   kNodeDown,         // for a subscriber on another node whose link is down
   kStoreFull,        // forwarded from another node, not storable (over --max_disk_bytes)
+  kNotAuthorized,    // refused by an ACL (none yet: ACLs come in a later issue; stays 0)
   kCount,
 };
 const char* dropReasonName(DropReason r);
+
+// Why a CONNECT was answered with a refusing CONNACK (the label of
+// gannet_connects_refused_total).
+enum class ConnectRefusal : uint8_t {
+  kUnsupportedProtocolVersion = 0,
+  kClientIdentifierNotValid,
+  kBadUsernameOrPassword,
+  kNotAuthorized,
+  kServerUnavailable,
+  kServerBusy,
+  kQuotaExceeded,
+  kOther,
+  kCount,
+};
+const char* connectRefusalName(ConnectRefusal r);
+// The one mapping of a refusing CONNACK's reason code (MQTT 5 code; a 3.1.1
+// return code is derived from it) to the refusal it counts as.
+ConnectRefusal connectRefusalOf(codec::ReasonCode rc);
+
+// MQTT protocol versions as metric labels: index 0 "3.1", 1 "3.1.1", 2 "5".
+inline constexpr int kProtocolCount = 3;
+inline int protocolIndex(codec::ProtocolVersion v) {
+  switch (v) {
+    case codec::ProtocolVersion::kV31: return 0;
+    case codec::ProtocolVersion::kV311: return 1;
+    case codec::ProtocolVersion::kV5: return 2;
+  }
+  return 1;
+}
+const char* protocolName(int index);
 
 struct Counter {
   std::atomic<uint64_t> v{0};
@@ -28,12 +62,24 @@ struct Counter {
   uint64_t get() const { return v.load(std::memory_order_relaxed); }
 };
 
+// A value the owning worker sets (from a scan of its sessions, at most once a second).
+struct Gauge {
+  std::atomic<uint64_t> v{0};
+  void set(uint64_t n) { v.store(n, std::memory_order_relaxed); }
+  uint64_t get() const { return v.load(std::memory_order_relaxed); }
+};
+
 struct WorkerStats {
   Counter connections_accepted;
-  Counter connections_current_inc;  // connected (CONNACK sent) minus closed: see below
-  Counter connections_current_dec;
+  // MQTT connections by protocol version: opened (CONNACK sent) and closed; the
+  // difference is how many are open now.
+  Counter connections_opened[kProtocolCount];
+  Counter connections_closed[kProtocolCount];
+  Counter connects_refused[static_cast<int>(ConnectRefusal::kCount)];
   Counter messages_received[3];     // by QoS
   Counter messages_sent[3];
+  Counter message_bytes_received[3];  // payload bytes of those PUBLISHes, by QoS
+  Counter message_bytes_sent[3];
   Counter bytes_received;
   Counter bytes_sent;
   Counter dropped[static_cast<int>(DropReason::kCount)];
@@ -43,12 +89,19 @@ struct WorkerStats {
   // The store (durable QoS >= 1 path, persistent sessions, retained messages).
   Counter store_commits;            // batches committed (one per iteration with changes)
   Counter store_commit_failures;
+  base::LatencyHistogram store_commit_duration;  // journal + store commit of one batch
   Counter messages_stored;          // QoS >= 1 messages written for persistent sessions
   Counter journal_records_moved;    // inflight records moved from the journal into the store
   Counter publishes_failed_store;   // acks turned into 0x97/0x80 or a close by a failed commit
   Counter forwards_spooled;         // cluster: messages kept on disk for a peer whose link was down
+  Counter drain_handed_over;        // sessions handed over (and confirmed) while the node drains
+  // Measured by the worker from its sessions about once a second (onTick).
+  Gauge inflight_messages;          // outbound QoS >= 1 sent and not yet acknowledged
+  Gauge queued_messages;            // waiting in session queues (memory and disk)
+  Gauge queued_bytes;               // their topic + payload bytes
 
   void drop(DropReason r, uint64_t n = 1) { dropped[static_cast<int>(r)].add(n); }
+  void refused(codec::ReasonCode rc) { connects_refused[static_cast<int>(connectRefusalOf(rc))].add(); }
 };
 
 }  // namespace gannet::handlers

@@ -513,6 +513,18 @@ class Node::ClusterHostImpl final : public cluster::ClusterHost, public router::
     if (!node_.keepRoutesOfDead(node)) dropRoutes(node);
   }
 
+  // Filters learnt from node `node` (its routes here), and of them shared ones.
+  Node::PeerRoutes routes(uint32_t node) {
+    Node::PeerRoutes r;
+    r.peer = node;
+    std::lock_guard lock(mu_);
+    auto it = remote_.find(node);
+    if (it == remote_.end()) return r;
+    r.filters = it->second.size();
+    for (const std::string& f : it->second) r.shared += f.starts_with("$share/") ? 1 : 0;
+    return r;
+  }
+
   void dropRoutes(uint32_t node) {
     const router::Destination dest{node, router::kRemoteWorker};
     std::lock_guard lock(mu_);
@@ -729,6 +741,13 @@ void Node::ackForwards(uint32_t node, uint32_t worker, std::vector<uint64_t> tok
   if (cluster_ != nullptr) cluster_->ackForwards(node, worker, std::move(tokens), status);
 }
 
+std::vector<Node::PeerRoutes> Node::remoteRoutes() {
+  std::vector<PeerRoutes> out;
+  if (cluster_host_ == nullptr) return out;
+  for (const cluster::PeerAddress& p : options_.peers) out.push_back(cluster_host_->routes(p.id));
+  return out;
+}
+
 void Node::noteRetained(const router::Message& message) {
   if (cluster_host_ != nullptr) cluster_host_->noteRetained(message);
 }
@@ -801,6 +820,7 @@ void Node::drain() {
   while (true) {
     const int64_t now = base::monotonicMs();
     t = totals();
+    drain_remaining_.store(t.sessions, std::memory_order_relaxed);
     if (t.sessions == 0 && t.connections_current == 0) break;
     if (stop_requested_) {
       outcome = "interrupted by a stop";
@@ -1245,17 +1265,25 @@ void Node::wait() {
 
 NodeTotals Node::totals() const {
   NodeTotals t;
-  uint64_t inc = 0, dec = 0, sinc = 0, sdec = 0;
+  uint64_t opened[handlers::kProtocolCount] = {}, closed[handlers::kProtocolCount] = {};
+  uint64_t sinc = 0, sdec = 0;
   for (const auto& wp : workers_) {
     const handlers::WorkerStats& s = std::as_const(*wp).stats();
-    inc += s.connections_current_inc.get();
-    dec += s.connections_current_dec.get();
+    for (int p = 0; p < handlers::kProtocolCount; ++p) {
+      opened[p] += s.connections_opened[p].get();
+      closed[p] += s.connections_closed[p].get();
+    }
     sinc += s.sessions_current_inc.get();
     sdec += s.sessions_current_dec.get();
     t.connections_accepted += s.connections_accepted.get();
+    for (int r = 0; r < static_cast<int>(handlers::ConnectRefusal::kCount); ++r) {
+      t.connects_refused[r] += s.connects_refused[r].get();
+    }
     for (int q = 0; q < 3; ++q) {
       t.messages_received[q] += s.messages_received[q].get();
       t.messages_sent[q] += s.messages_sent[q].get();
+      t.message_bytes_received[q] += s.message_bytes_received[q].get();
+      t.message_bytes_sent[q] += s.message_bytes_sent[q].get();
     }
     t.bytes_received += s.bytes_received.get();
     t.bytes_sent += s.bytes_sent.get();
@@ -1264,6 +1292,11 @@ NodeTotals Node::totals() const {
     }
     t.protocol_errors += s.protocol_errors.get();
     t.store_commits += s.store_commits.get();
+    t.store_commit_duration.add(s.store_commit_duration.snapshot());
+    t.inflight_messages += s.inflight_messages.get();
+    t.queued_messages += s.queued_messages.get();
+    t.queued_bytes += s.queued_bytes.get();
+    t.drain_handed_over += s.drain_handed_over.get();
     t.store_commit_failures += s.store_commit_failures.get();
     t.messages_stored += s.messages_stored.get();
     t.journal_records_moved += s.journal_records_moved.get();
@@ -1271,8 +1304,15 @@ NodeTotals Node::totals() const {
     t.journal_disk_bytes += wp->journalDiskBytes();
     t.publishes_failed_store += s.publishes_failed_store.get();
   }
-  t.connections_current = inc >= dec ? inc - dec : 0;
+  for (int p = 0; p < handlers::kProtocolCount; ++p) {
+    // Read worker by worker while they run: a close may be seen before its open.
+    t.connections[p] = opened[p] >= closed[p] ? opened[p] - closed[p] : 0;
+    t.connections_current += t.connections[p];
+  }
   t.sessions = sinc >= sdec ? sinc - sdec : 0;
+  // Every open MQTT connection is attached to its session: the connected
+  // sessions are the connections (the rest are offline).
+  t.sessions_connected = std::min(t.connections_current, t.sessions);
   if (spool_ != nullptr) t.forwards_kept = spool_->kept();
   return t;
 }

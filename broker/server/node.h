@@ -72,16 +72,25 @@ struct NodeOptions {
 
 // Counters summed over workers.
 struct NodeTotals {
-  uint64_t connections_current = 0;
+  uint64_t connections_current = 0;  // all protocol versions
+  uint64_t connections[handlers::kProtocolCount] = {};  // by protocol version
   uint64_t connections_accepted = 0;
+  uint64_t connects_refused[static_cast<int>(handlers::ConnectRefusal::kCount)] = {};
   uint64_t messages_received[3] = {0, 0, 0};
   uint64_t messages_sent[3] = {0, 0, 0};
+  uint64_t message_bytes_received[3] = {0, 0, 0};
+  uint64_t message_bytes_sent[3] = {0, 0, 0};
   uint64_t bytes_received = 0;
   uint64_t bytes_sent = 0;
   uint64_t dropped[static_cast<int>(handlers::DropReason::kCount)] = {};
   uint64_t protocol_errors = 0;
-  uint64_t sessions = 0;
+  uint64_t sessions = 0;            // connected and offline
+  uint64_t sessions_connected = 0;  // with a client connected (= connections_current)
+  uint64_t inflight_messages = 0;   // the workers' last measurements (about 1 s old)
+  uint64_t queued_messages = 0;
+  uint64_t queued_bytes = 0;
   uint64_t store_commits = 0;
+  base::HistogramSnapshot store_commit_duration;
   uint64_t store_commit_failures = 0;
   uint64_t messages_stored = 0;
   uint64_t journal_records_moved = 0;
@@ -89,6 +98,7 @@ struct NodeTotals {
   uint64_t publishes_failed_store = 0;
   uint64_t forwards_spooled = 0;
   uint64_t forwards_kept = 0;  // kept on disk for peers now
+  uint64_t drain_handed_over = 0;
 };
 
 class Node {
@@ -135,6 +145,17 @@ class Node {
                    cluster::ForwardStatus status);
   // --- session takeover between nodes (docs/architecture.md, "Session ownership") ---
   bool clustered() const { return cluster_ != nullptr; }
+  // The cluster layer (null on a single node), for metrics: membership, link stats.
+  cluster::ClusterNode* cluster() { return cluster_.get(); }
+  // Any thread: the route filters learnt from each peer (in --peers order; 0
+  // for a peer whose routes are gone or not known yet), and how many of them
+  // are shared ($share/...). They are subscriptions of that node in the router.
+  struct PeerRoutes {
+    uint32_t peer = 0;
+    uint64_t filters = 0;
+    uint64_t shared = 0;
+  };
+  std::vector<PeerRoutes> remoteRoutes();
   // Messages for peers whose link is down; null on a single node.
   NodeSpool* spool() { return spool_.get(); }
   // Session replication (docs/architecture.md, "Session replication"): where
@@ -188,6 +209,8 @@ class Node {
   bool draining() const { return draining_.load(std::memory_order_relaxed); }
   // The drain is over (sessions handed over, or its timeout passed): stop().
   bool drained() const { return drained_.load(std::memory_order_relaxed); }
+  // Sessions still on this node while it drains (0 when it does not).
+  uint64_t drainRemaining() const { return drain_remaining_.load(std::memory_order_relaxed); }
   // A cluster-wide unique id for a session handed over from this node.
   uint64_t nextHandoverId() { return next_handover_id_.fetch_add(1, std::memory_order_relaxed); }
   // The worker a client id's session goes to when none holds it yet (restored
@@ -282,6 +305,7 @@ class Node {
   void drain();
   std::atomic<bool> draining_{false};
   std::atomic<bool> drained_{false};
+  std::atomic<uint64_t> drain_remaining_{0};  // set by drain()
   std::atomic<bool> stop_requested_{false};
   std::thread drain_thread_;
   uint16_t mqtt_port_ = 0;

@@ -357,6 +357,7 @@ void Worker::onHandoverDone(const std::string& client_id, uint64_t handover_id) 
   s->handover_confirmed = true;
   if (sendLateMessages(*s)) return;
   if (s->handover_grace_until == 0) {
+    if (node_.draining()) stats_.drain_handed_over.add();  // drain progress
     // Peers learn the new owner's routes a link delivery later: until then they
     // may still route its messages here. Its routes are withdrawn now; what
     // still arrives follows it (onTick), for a while.

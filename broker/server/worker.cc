@@ -6,6 +6,7 @@
 
 #include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_cat.h"
+#include "base/clock.h"
 #include "base/logging.h"
 #include "base/strings.h"
 #include "broker/handlers/delivery.h"
@@ -425,8 +426,17 @@ void Worker::onTick() {
       }
     }
   }
+  // The gauges that need a look at every session, about once a second, in the
+  // loop the tick makes anyway.
+  const bool measure = now >= next_gauges_ms_;
+  uint64_t inflight = 0, queued = 0, queued_bytes = 0;
   std::vector<session::Session*> expired;
   for (auto& [id, s] : sessions_) {
+    if (measure) {
+      inflight += s->inflight.size();
+      queued += s->queuedCount();
+      queued_bytes += s->queued_bytes;
+    }
     if (s->client != nullptr) continue;
     if (s->will && s->will_due_ms != 0 && now >= s->will_due_ms) {
       codec::Will will = std::move(*s->will);
@@ -438,6 +448,12 @@ void Worker::onTick() {
     if (s->expires_at_ms != 0 && now >= s->expires_at_ms) expired.push_back(s.get());
   }
   for (session::Session* s : expired) endSession(*s);
+  if (measure) {
+    next_gauges_ms_ = now + 1000;
+    stats_.inflight_messages.set(inflight);
+    stats_.queued_messages.set(queued);
+    stats_.queued_bytes.set(queued_bytes);
+  }
   if (index_ == 0) {
     node_.tickReconciliation(now);
     node_.tickQuorum();
@@ -582,6 +598,7 @@ void Worker::commitWrites() {
   absl::Status s;
   bool committed = false;
   const size_t ops = write_set_.operationCount();
+  const int64_t started_ns = base::monotonicNs();
   if (journal_ != nullptr && journal_->pending()) {
     // The journal first: a record moving from the offline queue into the inflight
     // window is deleted from the queue (write_set_) only once its inflight record
@@ -597,6 +614,7 @@ void Worker::commitWrites() {
   }
   if (committed) {
     stats_.store_commits.add();
+    stats_.store_commit_duration.record(base::monotonicNs() - started_ns);
     if (!s.ok()) {
       stats_.store_commit_failures.add();
       // A full disk fails every commit until space returns: log the first

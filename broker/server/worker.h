@@ -410,6 +410,7 @@ class Worker : public handlers::BrokerContext {
   std::unique_ptr<storage::Journal> journal_;
   std::string record_scratch_;  // a serialised record on its way into the journal
   int64_t next_evict_ms_ = 0;   // after a failed eviction: when to try again
+  int64_t next_gauges_ms_ = 0;  // when onTick measures the session gauges next
 };
 
 }  // namespace gannet::server

@@ -51,6 +51,7 @@ class CrashTest(ClusterTestCase):
         self.nodes[1].restart()
         self.nodes[1].wait_log(re.compile(r"sessions restored here are gone"), timeout=15)
         self.wait_state(1, 2, "alive")
+        # gannet_sessions{state="connected"|"offline"}: metric() sums both states.
         wait_for(lambda: self.nodes[1].metric("gannet_sessions") == 0, timeout=10,
                  message="node 1 holds no session after it learnt they were taken over")
         # The client comes back to node 1: its session (from node 2) with the 20

@@ -3,7 +3,8 @@ accepting connections, hand every session to the other nodes, redirect its
 clients (MQTT 5: DISCONNECT 0x9C with a Server Reference; 3.1.1: close) and
 exit 0. Clients that reconnect elsewhere find their sessions (session present)
 and every message acknowledged to a publisher, also those published during the
-drain. Duplicates (QoS 1 is at least once) are counted and printed."""
+drain. Duplicates (QoS 1 is at least once) are counted and printed. Its
+progress shows in gannet_drain_sessions_remaining / _handed_over_total."""
 
 import signal
 import threading
@@ -175,6 +176,39 @@ class DrainTest(ClusterTestCase):
                 c.ack(p)
                 got.append(int(p.payload))
             assert_all_delivered(self, cid, got, acked)
+
+    def test_drain_progress_metrics(self):
+        """docs/metrics.md, Drain: the sessions a draining node still holds, and
+        those it handed over (once the new node confirmed them). The node
+        lingers about a second after the last handover before it exits."""
+        cids = [unique("dp") for _ in range(3)]
+        for cid in cids:
+            c, _ = self.persistent_raw(1, cid)
+            c.disconnect()
+        n1 = self.nodes[1]
+        wait_for(lambda: n1.metric("gannet_sessions", state="offline") == 3, timeout=5)
+        self.assertEqual(n1.metric("gannet_drain_sessions_remaining"), 0)
+        self.assertEqual(n1.metric("gannet_drain_sessions_handed_over_total"), 0)
+        rc, _, err = self.gannetctl(1, "drain")
+        self.assertEqual(rc, 0, err)
+        remaining = set()
+
+        def handed_over():
+            remaining.add(n1.metric("gannet_drain_sessions_remaining"))
+            return n1.metric("gannet_drain_sessions_handed_over_total") == 3
+        wait_for(handed_over, timeout=10, interval=0.02, message="3 sessions handed over")
+        self.assertLessEqual(max(remaining), 3, remaining)
+
+        def none_left():
+            try:
+                return n1.metric("gannet_drain_sessions_remaining") == 0
+            except OSError:  # it lingered less than this poll took: it exited
+                return not n1.is_running()
+        wait_for(none_left, timeout=5, interval=0.02, message="no session left on the draining node")
+        self.assertEqual(n1.wait_exit(timeout=20), 0)
+        self.assertIn("drain done", n1.log_text())
+        self.assertEqual(sum(self.nodes[i].metric("gannet_sessions", state="offline")
+                             for i in (2, 3)), 3)
 
     def test_sigterm_drains_and_status_shows_it(self):
         base, cid = unique("st"), unique("dev")

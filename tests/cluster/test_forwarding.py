@@ -1,6 +1,8 @@
 """Route replication and forwarding (issue 4): a subscription on one node
 becomes a route on every node; a publish on any node reaches the subscribers
-on the others, once per subscriber, with the subscriber's granted QoS.
+on the others, once per subscriber, with the subscriber's granted QoS. The
+cluster metrics (peer_up, peers, routes, forwarded / received, forward
+duration) follow them.
 
 Raw socket clients (exact QoS and flags). Route changes are eventually
 consistent: each test waits (polling gannetctl status) until the publishing
@@ -15,6 +17,7 @@ from gannet_fixture import T, unique
 
 
 class ForwardingTest(ClusterTestCase):
+    node_metrics = True
 
     def subscriber(self, node, *filters, qos=2):
         c = self.raw(5, broker=self.nodes[node])
@@ -134,6 +137,40 @@ class ForwardingTest(ClusterTestCase):
         self.wait_routes(1, 2, lambda n: n == 1)
         self.raw(4, broker=self.nodes[1]).publish(f"{base}/t", b"back", 1)
         self.assert_next_is(sub, b"back", "routes work again after the node rejoined")
+
+    def test_cluster_metrics_count_peers_routes_and_forwards(self):
+        """docs/metrics.md, Cluster: each node sees both peers up; a subscription
+        on node 1 is one route of node 1 on node 3; QoS 1 publishes on node 3
+        are counted as forwarded to node 1 there, received from node 3 on node
+        1, and their acknowledgements time the forward-duration histogram."""
+        for i in (1, 2, 3):
+            for j in (1, 2, 3):
+                if i != j:
+                    self.assertEqual(self.nodes[i].metric("gannet_cluster_peer_up", peer=str(j)), 1)
+            self.assertEqual(self.nodes[i].metric("gannet_cluster_peers", state="alive"), 2)
+        base = unique("mx")
+        sub = self.subscriber(1, f"{base}/#", qos=1)
+        self.wait_routes(3, 1, lambda n: n == 1)
+        n3, n1 = self.nodes[3], self.nodes[1]
+        self.assertEqual(n3.metric("gannet_cluster_routes", peer="1"), 1)
+        self.assertEqual(n3.metric("gannet_cluster_routes", peer="2"), 0)
+        forwarded = {p: n3.metric("gannet_cluster_forwarded_messages_total", peer=p) for p in "12"}
+        received = n1.metric("gannet_cluster_received_messages_total", peer="3")
+        timed = n3.metric("gannet_cluster_forward_duration_seconds_count")
+        pub = self.raw(4, broker=n3)
+        for i in range(10):
+            self.assertEqual(pub.publish(f"{base}/t", f"{i}".encode(), 1).rc, 0)
+        for i in range(10):
+            self.assert_next_is(sub, f"{i}".encode(), "forwarded in order")
+        self.assertEqual(n3.metric("gannet_cluster_forwarded_messages_total", peer="1"),
+                         forwarded["1"] + 10)
+        self.assertEqual(n3.metric("gannet_cluster_forwarded_messages_total", peer="2"),
+                         forwarded["2"], "no route to node 2: nothing forwarded there")
+        self.assertEqual(n1.metric("gannet_cluster_received_messages_total", peer="3"), received + 10)
+        # Each PUBACK waited for node 1's ForwardAck, which was timed first.
+        self.assertGreater(n3.metric("gannet_cluster_forward_duration_seconds_count"), timed)
+        self.assertEqual(n3.metric("gannet_cluster_forward_duration_seconds_bucket", le="+Inf"),
+                         n3.metric("gannet_cluster_forward_duration_seconds_count"))
 
 
 class UnreachableNodeTest(ClusterTestCase):

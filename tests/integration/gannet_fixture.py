@@ -440,8 +440,10 @@ class Broker:
             return r.read().decode("utf-8", "replace")
 
     def metric(self, name, **labels):
-        """Sum of the samples of metric `name` whose labels include `labels`;
-        None if the metric is absent."""
+        """Sum of the samples of metric `name` whose labels include `labels`
+        (so a labelled family without `labels`, e.g. gannet_sessions, sums all
+        its series); None if the metric is absent. A histogram's series are
+        NAME_bucket{le=...}, NAME_sum and NAME_count."""
         return parse_metric(self.metrics_text(), name, **labels)
 
 

@@ -163,6 +163,23 @@ TEST_F(HandlerTest, V311EmptyClientIdWithoutCleanSessionIsRefusedWithCode2) {
   EXPECT_TRUE(c->closedByBroker());
   EXPECT_EQ(ctx_.sessionCount(), 0u);
   EXPECT_EQ(c->client().state(), Client::State::kClosed);
+  // Counted once, under its reason (gannet_connects_refused_total).
+  const auto refused = [&](ConnectRefusal r) {
+    return ctx_.stats().connects_refused[static_cast<int>(r)].get();
+  };
+  EXPECT_EQ(refused(ConnectRefusal::kClientIdentifierNotValid), 1u);
+  EXPECT_EQ(refused(ConnectRefusal::kOther), 0u);
+}
+
+TEST(ConnectRefusalTest, ReasonCodesMapToTheMetricReasons) {
+  EXPECT_EQ(connectRefusalOf(ReasonCode::kUnsupportedProtocolVersion),
+            ConnectRefusal::kUnsupportedProtocolVersion);
+  EXPECT_EQ(connectRefusalOf(ReasonCode::kServerUnavailable), ConnectRefusal::kServerUnavailable);
+  EXPECT_EQ(connectRefusalOf(ReasonCode::kQuotaExceeded), ConnectRefusal::kQuotaExceeded);
+  EXPECT_EQ(connectRefusalOf(ReasonCode::kBanned), ConnectRefusal::kNotAuthorized);
+  EXPECT_EQ(connectRefusalOf(ReasonCode::kBadAuthenticationMethod), ConnectRefusal::kOther);
+  EXPECT_STREQ(connectRefusalName(ConnectRefusal::kClientIdentifierNotValid),
+               "client_identifier_not_valid");
 }
 
 TEST_P(ConnectTest, SecondConnectIsAProtocolError) {
