@@ -48,13 +48,16 @@ import yaml
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO_ROOT = os.path.dirname(os.path.dirname(HERE))
+sys.path.insert(0, os.path.join(HERE, "..", "integration"))
+sys.path.insert(0, os.path.join(HERE, "..", "cluster"))
+from cluster_fixture import free_ports  # noqa: E402
+from gannet_fixture import scaled, wait_for  # noqa: E402
 CHART = os.path.join(REPO_ROOT, "helm", "gannet")
 RELEASE = "gtest"
 NAMESPACE = "mqtt"
 FULLNAME = "gtest-gannet"          # <release>-<chart name>
 HEADLESS = "gtest-gannet-headless"
 HOST = "127.0.0.1"
-TIMEOUT_SCALE = float(os.environ.get("GANNET_TEST_TIMEOUT_SCALE", "1") or 1)
 KEEP_TMP = os.environ.get("GANNET_TEST_KEEP_TMP", "") not in ("", "0")
 
 # Flags a later Gannet release adds (TLS and WebSocket listeners): rendered only
@@ -64,10 +67,6 @@ FUTURE_FLAGS = {"mqtts_listen", "tls_cert_file", "tls_key_file", "tls_ca_file", 
 # TLS / WebSocket / ServiceMonitor on (the certificate need not be real to render).
 ALL_ON = ["tls.enabled=true", "tls.cert=CERT-PEM", "tls.key=KEY-PEM", "tls.ca=CA-PEM",
           "websocket.enabled=true", "metrics.serviceMonitor.enabled=true"]
-
-
-def scaled(seconds):
-    return seconds * TIMEOUT_SCALE
 
 
 def tool(env, default):
@@ -205,31 +204,6 @@ def known_gannet_flags():
     cp = subprocess.run([gannet_bin(), "--helpfull"], capture_output=True, text=True,
                         timeout=scaled(20))
     return set(re.findall(r"^\s+--([a-z0-9_]+) \(", cp.stdout + cp.stderr, re.M))
-
-
-def free_ports(n):
-    """n distinct free TCP ports on 127.0.0.1 (bound together, then released)."""
-    socks = []
-    try:
-        for _ in range(n):
-            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            s.bind((HOST, 0))
-            socks.append(s)
-        return [s.getsockname()[1] for s in socks]
-    finally:
-        for s in socks:
-            s.close()
-
-
-def wait_for(predicate, timeout, message, interval=0.05):
-    deadline = time.monotonic() + scaled(timeout)
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() >= deadline:
-            raise AssertionError(f"timed out after {scaled(timeout):.1f}s waiting for {message}")
-        time.sleep(interval)
 
 
 def stop_process(p, sig=signal.SIGINT, timeout=10.0):
@@ -563,7 +537,7 @@ class ChartOnLoopbackTest(unittest.TestCase):
                 return "exited"
             return "ready" if re.search(r"\bready\b", self.log_tail("own-id-probe.log", 200)) else None
 
-        how = wait_for(decided, 15, "the --peers own-id probe to exit or start")
+        how = wait_for(decided, 15, message="the --peers own-id probe to exit or start")
         if how == "ready":
             stop_process(p)
             return True
@@ -660,7 +634,7 @@ class ChartOnLoopbackTest(unittest.TestCase):
                     return False
                 return all(row["state"] == ("self" if i == node_id else "alive") for i, row in rows.items())
             try:
-                wait_for(formed, 20, f"node {node_id} to see all {replicas} nodes alive")
+                wait_for(formed, 20, message=f"node {node_id} to see all {replicas} nodes alive")
             except AssertionError as e:
                 raise AssertionError(f"{e}; last status: {last.get(node_id)}\n{log_report()}") from None
 
@@ -681,7 +655,7 @@ class ChartOnLoopbackTest(unittest.TestCase):
             rows = self.status(cluster1, secret_file) or {}
             return rows.get(3, {}).get("routes", -1) > before
 
-        wait_for(route_known, 15, "node 1 to learn node 3's new route")
+        wait_for(route_known, 15, message="node 1 to learn node 3's new route")
         deadline = time.monotonic() + scaled(15)
         while sub.poll() is None and time.monotonic() < deadline:
             cp = subprocess.run(["mosquitto_pub", "-h", HOST, "-p", str(mqtt1), "-t", topic, "-m", "21.5",

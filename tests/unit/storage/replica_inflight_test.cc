@@ -57,6 +57,17 @@ class ReplicaInflightTest : public ::testing::Test {
     batch.clear();
     return n;
   }
+  // Another client's records, each acknowledged right away (never in the
+  // store): `n` of them roll a 4 KiB-segment journal over several segments.
+  void rollSegments(uint64_t n) {
+    WriteSet b;
+    for (uint64_t seq = 1; seq <= n; ++seq) {
+      b.putInflightBytes("fast", seq, std::string(200, 'x'));
+      apply(b);
+      b.deleteInflight("fast", seq);
+      EXPECT_EQ(apply(b), 0u);
+    }
+  }
   uint64_t stored(Table t = Table::kInflight) {
     auto n = store_->countKeys(t);
     EXPECT_TRUE(n.ok()) << n.status();
@@ -115,13 +126,7 @@ TEST_F(ReplicaInflightTest, LongLivedRecordsMoveToTheStoreAndAreDeletedThere) {
   b.putInflightBytes("slow", 1, "never acknowledged for a while");
   apply(b);
   // Traffic of another client rolls the journal over several segments.
-  const std::string payload(200, 'x');
-  for (uint64_t seq = 1; seq <= 200; ++seq) {
-    b.putInflightBytes("fast", seq, payload);
-    apply(b);
-    b.deleteInflight("fast", seq);
-    EXPECT_EQ(apply(b), 0u);
-  }
+  rollSegments(200);
   EXPECT_EQ(stored(), 1u);  // "slow" 1 moved out
   EXPECT_EQ(inflight_->size(), 0u);
   EXPECT_LE(journalFiles(), 3u);  // the old segments went
@@ -136,11 +141,7 @@ TEST_F(ReplicaInflightTest, AnEndedSessionTakesItsRecordsWherever) {
   WriteSet b;
   b.putInflightBytes("gone", 1, "in the store soon");
   apply(b);
-  for (uint64_t seq = 1; seq <= 100; ++seq) {
-    b.putInflightBytes("fast", seq, std::string(200, 'y'));
-    b.deleteInflight("fast", seq);
-    apply(b);
-  }
+  rollSegments(100);
   ASSERT_EQ(stored(), 1u);
   b.putInflightBytes("gone", 2, "in the journal");
   apply(b);
