@@ -3,7 +3,13 @@
 namespace gannet::cluster {
 namespace {
 
-enum : uint8_t { kRetain = 1 << 2, kProperties = 1 << 3, kExpiry = 1 << 4, kAck = 1 << 5 };
+enum : uint8_t {
+  kRetain = 1 << 2,
+  kProperties = 1 << 3,
+  kExpiry = 1 << 4,
+  kAck = 1 << 5,
+  kSharedGroups = 1 << 6,
+};
 
 void putVarint(std::string& out, uint64_t v) {
   while (v >= 0x80) {
@@ -43,6 +49,7 @@ void appendForward(std::string& out, const ForwardView& m) {
   if (!m.properties.empty()) flags |= kProperties;
   if (m.expiry_in_ms > 0) flags |= kExpiry;
   if (m.ack_token != 0) flags |= kAck;
+  if (m.shared_groups) flags |= kSharedGroups;
   out.push_back(static_cast<char>(flags));
   putVarint(out, m.topic.size());
   out.append(m.topic);
@@ -63,10 +70,11 @@ bool readForward(std::string_view* in, ForwardView* m) {
   if (in->empty()) return false;
   const auto flags = static_cast<uint8_t>(in->front());
   in->remove_prefix(1);
-  if ((flags & 0x03) == 3 || (flags & 0xC0) != 0) return false;
+  if ((flags & 0x03) == 3 || (flags & 0x80) != 0) return false;
   *m = ForwardView{};
   m->qos = flags & 0x03;
   m->retain = (flags & kRetain) != 0;
+  m->shared_groups = (flags & kSharedGroups) != 0;
   if (!getBytes(in, &m->topic) || !getBytes(in, &m->payload)) return false;
   if ((flags & kProperties) && !getBytes(in, &m->properties)) return false;
   uint64_t v = 0;

@@ -4,7 +4,8 @@
 // from its message and read by the receiving worker in place — no protobuf
 // object, allocation or copy per message on either side. One message:
 //
-//   u8 flags: bits 0-1 QoS, 2 retain, 3 properties, 4 expiry, 5 ack
+//   u8 flags: bits 0-1 QoS, 2 retain, 3 properties, 4 expiry, 5 ack,
+//            6 shared groups (the receiver serves its $share groups too)
 //   varint topic length, topic bytes
 //   varint payload length, payload bytes
 //   [flag 3] varint length, serialised records.MessageProperties
@@ -29,6 +30,9 @@ struct ForwardView {
   int64_t expiry_in_ms = 0;  // 0: none
   uint32_t ack_worker = 0;
   uint64_t ack_token = 0;    // 0: no ack wanted
+  // The sender picked a $share member on the receiving node: the receiver
+  // delivers to its $share groups too (else to its plain subscriptions only).
+  bool shared_groups = false;
 };
 
 void appendForward(std::string& out, const ForwardView& m);

@@ -365,6 +365,31 @@ void appendAggregated(std::vector<const Subscriber*>& hits, std::vector<Delivery
   }
 }
 
+// One delivery per remote node among out[first..]: a node's non-shared routes
+// are aggregated already, but each $share group whose member there was picked
+// adds one more. The message goes to that node once (MQTT 5 §4.8.2: once per
+// group; the node delivers it to its own subscribers and, when `shared`, its
+// own group members).
+void mergeRemote(std::vector<Delivery>& out, size_t first) {
+  size_t remote = 0;
+  for (size_t i = first; i < out.size(); ++i) remote += out[i].destination.remote();
+  if (remote < 2) return;
+  for (size_t i = first; i < out.size(); ++i) {
+    if (!out[i].destination.remote()) continue;
+    for (size_t j = i + 1; j < out.size();) {
+      if (out[j].destination.remote() && out[j].destination.session_id == out[i].destination.session_id) {
+        out[i].qos = std::max(out[i].qos, out[j].qos);
+        out[i].durable = out[i].durable || out[j].durable;
+        out[i].shared = out[i].shared || out[j].shared;
+        out[j] = std::move(out.back());
+        out.pop_back();
+      } else {
+        ++j;
+      }
+    }
+  }
+}
+
 }  // namespace
 
 struct TopicRouter::Impl {
@@ -382,7 +407,7 @@ struct TopicRouter::Impl {
 
   // Collects the subscriptions of node `n`: non-shared ones into `hits`, one
   // delivery per share group straight into `out`. Returns whether it added a hit.
-  static bool collect(const Node& n, uint64_t publisher, bool local_only,
+  static bool collect(const Node& n, uint64_t publisher, bool local_only, bool shared_groups,
                       std::vector<const Subscriber*>& hits, std::vector<Delivery>& out) {
     bool added = false;
     for (const Subscriber& s : n.subscribers) {
@@ -390,7 +415,7 @@ struct TopicRouter::Impl {
       hits.push_back(&s);
       added = true;
     }
-    if (n.shared) {
+    if (n.shared && shared_groups) {
       for (const auto& [name, group] : *n.shared) {
         const size_t size = group.members.size();
         if (size == 0) continue;
@@ -502,7 +527,8 @@ bool TopicRouter::unsubscribeLocked(std::string_view filter, const Destination& 
 }
 
 void TopicRouter::match(std::string_view topic, uint64_t publisher_session_id,
-                        std::vector<Delivery>& out, bool local_only) const {
+                        std::vector<Delivery>& out, bool local_only, bool shared_groups) const {
+  const size_t first = out.size();
   MatchScratch& scratch = tls_scratch;
   scratch.levels.clear();
   scratch.stack.clear();
@@ -523,11 +549,13 @@ void TopicRouter::match(std::string_view topic, uint64_t publisher_session_id,
     const auto [node, i] = scratch.stack.back();
     scratch.stack.pop_back();
     if (i == depth) {
-      nodes_with_hits += Impl::collect(*node, publisher_session_id, local_only, scratch.hits, out);
+      nodes_with_hits +=
+          Impl::collect(*node, publisher_session_id, local_only, shared_groups, scratch.hits, out);
       // '#' also matches no level at all: "sport/#" matches "sport" (§4.7.1.2).
       // (i == depth >= 1 here, so the '$' rule of the first level does not apply.)
       if (node->hash) {
-        nodes_with_hits += Impl::collect(*node->hash, publisher_session_id, local_only, scratch.hits, out);
+        nodes_with_hits += Impl::collect(*node->hash, publisher_session_id, local_only,
+                                         shared_groups, scratch.hits, out);
       }
       continue;
     }
@@ -556,6 +584,7 @@ void TopicRouter::match(std::string_view topic, uint64_t publisher_session_id,
   } else {
     appendAggregated(scratch.hits, out);
   }
+  if (!local_only) mergeRemote(out, first);
 }
 
 size_t TopicRouter::subscriptionCount() const {

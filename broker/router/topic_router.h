@@ -104,9 +104,15 @@ class TopicRouter {
   // The order of the appended deliveries is unspecified.
   //  - with `local_only`, remote destinations (other nodes) are left out, also
   //    when choosing a $share group's member (a message forwarded from another
-  //    node goes to this node's subscribers only).
+  //    node goes to this node's subscribers only); without `shared_groups`,
+  //    $share groups are left out (the sending node chose their member elsewhere);
+  //  - one Delivery per remote node, whatever matched there (its subscriptions
+  //    and $share members picked there): the node gets the message once and
+  //    delivers it to its own subscribers; shared = true when a $share member
+  //    was picked there (it then serves its $share groups too).
   void match(std::string_view topic, uint64_t publisher_session_id,
-             std::vector<Delivery>& out, bool local_only = false) const;
+             std::vector<Delivery>& out, bool local_only = false,
+             bool shared_groups = true) const;
 
   // Number of (filter, destination) subscriptions, shared ones included.
   size_t subscriptionCount() const;

@@ -252,7 +252,7 @@ void toWire(const router::Message& m, int64_t now_ms, cluster::WireMessage& out)
 }
 
 void appendForward(const router::Message& m, int64_t now_ms, uint32_t ack_worker,
-                   uint64_t ack_token, cluster::PackedForwards& out) {
+                   uint64_t ack_token, bool shared_groups, cluster::PackedForwards& out) {
   cluster::ForwardView f;
   f.topic = m.topic;
   f.payload = m.payload;
@@ -268,6 +268,7 @@ void appendForward(const router::Message& m, int64_t now_ms, uint32_t ack_worker
   if (m.expiry_deadline_ms != 0) f.expiry_in_ms = std::max<int64_t>(1, m.expiry_deadline_ms - now_ms);
   f.ack_worker = ack_worker;
   f.ack_token = ack_token;
+  f.shared_groups = shared_groups;
   out.add(f);
 }
 
@@ -307,7 +308,10 @@ records::MessageRecord toSpoolRecord(const cluster::ForwardView& f, const Clocks
 bool appendSpooled(const records::MessageRecord& r, const Clocks& clocks, uint32_t ack_worker,
                    uint64_t ack_token, cluster::PackedForwards& out) {
   if (r.expiry_ms() != 0 && static_cast<int64_t>(r.expiry_ms()) <= clocks.wall_ms) return false;
-  appendForward(*fromMessageRecord(r, clocks), clocks.mono_ms, ack_worker, ack_token, out);
+  // Kept on disk for a node that was away: which groups were served elsewhere
+  // is not kept, so its groups are served there too (a group may get it twice).
+  appendForward(*fromMessageRecord(r, clocks), clocks.mono_ms, ack_worker, ack_token,
+                /*shared_groups=*/true, out);
   return true;
 }
 

@@ -60,8 +60,9 @@ std::shared_ptr<router::Message> fromWire(cluster::WireMessage&& w, int64_t now_
 // A message forwarded to another node (cluster/forward_codec.h), appended to
 // the batch for that node, with the expiry left at monotonic `now_ms`; and a
 // forwarded message received, with its expiry counted from `now_ms`.
+// `shared_groups`: the receiver serves its $share groups too (ForwardView).
 void appendForward(const router::Message& m, int64_t now_ms, uint32_t ack_worker,
-                   uint64_t ack_token, cluster::PackedForwards& out);
+                   uint64_t ack_token, bool shared_groups, cluster::PackedForwards& out);
 router::MessagePtr fromForward(const cluster::ForwardView& f, int64_t now_ms);
 
 // A forwarded message kept on disk while the link to its node is down (the

@@ -113,10 +113,11 @@ void Worker::migrate(Client& client, uint32_t worker) { migrating_clients_.push_
 
 size_t Worker::match(const router::MessagePtr& message) { return matchInto(message, false); }
 
-size_t Worker::matchInto(const router::MessagePtr& message, bool local_only) {
+size_t Worker::matchInto(const router::MessagePtr& message, bool local_only, bool shared_groups) {
   match_scratch_.clear();
   match_stored_.clear();
-  node_.router().match(message->topic, message->publisher_session_id, match_scratch_, local_only);
+  node_.router().match(message->topic, message->publisher_session_id, match_scratch_, local_only,
+                       shared_groups);
   return match_scratch_.size();
 }
 
@@ -141,7 +142,7 @@ void Worker::deliverMatched(const router::MessagePtr& message) {
       // Another node has a matching subscription: the message goes there once
       // (the router gives one delivery per destination), with its own QoS.
       const bool confirm = i < match_stored_.size() && match_stored_[i].confirm;
-      appendForward(*message, loop_.now(), index_, confirm ? publish_ack_token_ : 0,
+      appendForward(*message, loop_.now(), index_, confirm ? publish_ack_token_ : 0, d.shared,
                     forwards_[static_cast<uint32_t>(d.destination.session_id)]);
     } else if (d.destination.worker < outgoing_.size()) {
       outgoing_[d.destination.worker].push_back(
@@ -244,8 +245,9 @@ void Worker::deliverForwarded(uint32_t from_node, std::string packed, uint32_t o
     // this message made durable here (queue entries / journal records).
     if (f.ack_token != 0) forward_acks_[{from_node, f.ack_worker}].push_back(f.ack_token);
     router::MessagePtr m = fromForward(f, loop_.now());
-    // Local subscribers only: a forwarded message is never forwarded again.
-    if (matchInto(m, /*local_only=*/true) == 0) continue;
+    // Local subscribers only: a forwarded message is never forwarded again. Its
+    // $share groups only when the sender picked their member here.
+    if (matchInto(m, /*local_only=*/true, f.shared_groups) == 0) continue;
     if (on_behalf_of != 0) {
       // For the sessions taken over from that node only (the others here got
       // it when it was published).

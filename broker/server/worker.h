@@ -249,7 +249,7 @@ class Worker : public handlers::BrokerContext {
   void onTick();
   void drainInbox();
   // Fills match_scratch_ (local destinations only with `local_only`).
-  size_t matchInto(const router::MessagePtr& message, bool local_only);
+  size_t matchInto(const router::MessagePtr& message, bool local_only, bool shared_groups = true);
   // `forwarded`: the message came from another node (deliverForwarded).
   void deliverLocal(uint64_t session_id, session::OutboundMessage&& out,
                     const std::shared_ptr<const std::string>& client_id, bool forwarded);

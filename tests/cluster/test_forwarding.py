@@ -97,6 +97,57 @@ class ForwardingTest(ClusterTestCase):
                          f"each message exactly once across the group: {got}")
         self.assertTrue(got[1] and got[2], f"the group spans both nodes: {got}")
 
+    def read_until_end(self, c):
+        """Payloads `c` receives (acking them) up to an b"end" message."""
+        got = []
+        while True:
+            p = c.expect_matching(T.PUBLISH)
+            c.ack(p)
+            if p.payload == b"end":
+                return got
+            got.append(p.payload)
+
+    def test_plain_and_shared_subscribers_on_one_node_get_one_copy_each(self):
+        # Node 2 holds a persistent plain subscriber and a share group's only
+        # member: node 1 sends each message there once, the publisher gets its
+        # PUBACK (it used to wait forever for a second forward's ack), and each
+        # subscriber gets each message once.
+        base = unique("ps")
+        plain, _ = self.persistent_raw(2, f"{base}-plain")
+        plain.subscribe([(f"{base}/+", 1), (f"{base}-end/plain", 1)])
+        member = self.subscriber(2, f"$share/g-{base}/{base}/+", f"{base}-end/member", qos=0)
+        self.wait_routes(1, 2, lambda n: n >= 4)
+        pub = self.raw(5, broker=self.nodes[1])
+        expected = [f"m{i}".encode() for i in range(5)]
+        for p in expected:
+            ack = pub.publish(f"{base}/x", p, 1)  # waits for the PUBACK
+            self.assertEqual(ack.type, T.PUBACK)
+        pub.publish(f"{base}-end/plain", b"end", 1)
+        pub.publish(f"{base}-end/member", b"end", 1)
+        self.assertEqual(self.read_until_end(plain), expected, "the plain subscriber")
+        self.assertEqual(self.read_until_end(member), expected, "the share group's member")
+
+    def test_a_group_with_members_on_two_nodes_gets_each_message_once_beside_plain_routes(self):
+        # Node 2 also has a plain subscriber: every message goes there, but its
+        # group member gets only those the publishing node picked it for.
+        base = unique("pg")
+        group = f"$share/g-{base}/{base}/+"
+        members = {n: self.subscriber(n, group, f"{base}-end/{n}", qos=1) for n in (1, 2)}
+        plain = self.subscriber(2, f"{base}/+", f"{base}-end/plain", qos=1)
+        self.wait_routes(3, 1, lambda n: n >= 2)
+        self.wait_routes(3, 2, lambda n: n >= 4)
+        pub = self.raw(4, broker=self.nodes[3])
+        expected = [f"m{i:02d}".encode() for i in range(20)]
+        for p in expected:
+            pub.publish(f"{base}/x", p, 1)
+        for name in ("1", "2", "plain"):
+            pub.publish(f"{base}-end/{name}", b"end", 1)
+        got = {n: self.read_until_end(c) for n, c in members.items()}
+        self.assertEqual(sorted(got[1] + got[2]), expected,
+                         f"each message exactly once across the group: {got}")
+        self.assertTrue(got[1] and got[2], f"the group spans both nodes: {got}")
+        self.assertEqual(self.read_until_end(plain), expected, "the plain subscriber")
+
     def test_puback_means_durable_on_the_subscribers_node(self):
         """A persistent subscriber on node 1 is offline; 300 QoS 1 messages are
         published on node 2 and acknowledged; node 1 is killed with SIGKILL at

@@ -21,6 +21,7 @@ TEST(ForwardCodec, MessagesRoundTripInOrder) {
   b.retain = true;
   b.properties = "\x0a\x03" "abc";
   b.expiry_in_ms = 60000;
+  b.shared_groups = true;
   ForwardView c;  // QoS 0, empty payload, nothing else
   c.topic = std::string(300, 'x');
   batch.add(a);
@@ -39,6 +40,7 @@ TEST(ForwardCodec, MessagesRoundTripInOrder) {
   EXPECT_FALSE(m.retain);
   EXPECT_EQ(m.ack_worker, 3u);
   EXPECT_EQ(m.ack_token, 1234567890123u);
+  EXPECT_FALSE(m.shared_groups);
   ASSERT_TRUE(readForward(&rest, &m));
   EXPECT_EQ(m.topic, "t");
   EXPECT_TRUE(m.retain);
@@ -46,6 +48,7 @@ TEST(ForwardCodec, MessagesRoundTripInOrder) {
   EXPECT_EQ(m.properties, b.properties);
   EXPECT_EQ(m.expiry_in_ms, 60000);
   EXPECT_EQ(m.ack_token, 0u);
+  EXPECT_TRUE(m.shared_groups);
   ASSERT_TRUE(readForward(&rest, &m));
   EXPECT_EQ(m.topic.size(), 300u);
   EXPECT_TRUE(m.payload.empty());

@@ -660,5 +660,41 @@ TEST(TopicRouterClusterTest, LocalOnlyMatchLeavesRemoteDestinationsOut) {
   EXPECT_TRUE(has_remote);
 }
 
+TEST(TopicRouterClusterTest, ARemoteNodeGetsOneDeliveryWhateverMatchedThere) {
+  // Node 7 has a plain subscription and members of two share groups: one
+  // delivery to it (it delivers to its own subscribers), the highest QoS, and
+  // shared when a group's member there was picked.
+  TopicRouter r;
+  const Destination remote{7, kRemoteWorker};
+  r.subscribe("t/#", remote, SubscriptionOptions{.qos = 1});
+  r.subscribe("$share/g/t/#", remote, SubscriptionOptions{.qos = 2});
+  r.subscribe("$share/h/t/+", remote, SubscriptionOptions{});
+  std::vector<Delivery> out;
+  r.match("t/x", 0, out);
+  ASSERT_EQ(out.size(), 1u);
+  EXPECT_TRUE(out[0].destination.remote());
+  EXPECT_EQ(out[0].qos, 2);
+  EXPECT_TRUE(out[0].shared);
+  // A plain subscription only: not shared.
+  TopicRouter plain;
+  plain.subscribe("t/#", remote, SubscriptionOptions{});
+  out.clear();
+  plain.match("t/x", 0, out);
+  ASSERT_EQ(out.size(), 1u);
+  EXPECT_FALSE(out[0].shared);
+}
+
+TEST(TopicRouterClusterTest, AForwardWithoutSharedGroupsSkipsThem) {
+  TopicRouter r;
+  r.subscribe("t", Destination{1, 0}, SubscriptionOptions{});
+  r.subscribe("$share/g/t", Destination{2, 0}, SubscriptionOptions{});
+  std::vector<Delivery> out;
+  r.match("t", 0, out, /*local_only=*/true, /*shared_groups=*/false);
+  EXPECT_EQ(sessions(out), (Ids{1}));
+  out.clear();
+  r.match("t", 0, out, /*local_only=*/true, /*shared_groups=*/true);
+  EXPECT_EQ(sessions(out), (Ids{1, 2}));
+}
+
 }  // namespace
 }  // namespace gannet::router
