@@ -7,7 +7,7 @@ pkgs=(build-essential cmake make pkg-config ccache clang
       librocksdb-dev libabsl-dev prometheus-cpp-dev libspdlog-dev
       libgtest-dev libgmock-dev libbenchmark-dev libssl-dev
       mosquitto mosquitto-clients python3-paho-mqtt procps iproute2 iptables
-      unzip python3-yaml)
+      unzip python3-yaml prometheus)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
