@@ -16,6 +16,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <deque>
 #include <mutex>
 #include <optional>
 #include <string>
@@ -289,15 +290,17 @@ class ClusterNode {
     std::atomic<uint64_t> received{0};     // messages it forwarded here (metrics)
     bool retry_now = false;  // the peer dialled us: dial it back without waiting
     std::condition_variable cv;  // outbox, stop, link lost
-    // Replica batches, per worker (while live): at most one is on its way at a
-    // time; what the worker sends meanwhile merges into `held`, sent when the
-    // ReplicaAck comes. Under load a batch covers a round trip's worth of
-    // changes (fewer, larger batches); idle, each goes at once.
+    // Replica batches, per worker (while live): at most kReplicaBatchesInFlight
+    // are on their way at a time; what the worker sends meanwhile merges into
+    // `held`, sent when a ReplicaAck comes. Under load a batch covers about half
+    // a round trip's worth of changes (fewer, larger batches, while the link
+    // still carries one as the other is answered); idle, each goes at once.
     struct ReplicaFlow {
       uint64_t epoch = 0;
-      uint64_t in_flight = 0;  // sequence of the batch on its way; 0: none
+      std::deque<uint64_t> in_flight;  // sequences of the batches on their way
       std::unique_ptr<clusterpb::LinkMessage> held;
     };
+    static constexpr size_t kReplicaBatchesInFlight = 2;
     absl::flat_hash_map<uint32_t, ReplicaFlow> replica_flows;
   };
   // Under d.mu: the ack of (epoch, worker, sequence) came; sends what was held.

@@ -107,10 +107,10 @@ void ClusterNode::replicaAnswered(Dialer& d, uint64_t epoch, uint32_t worker, ui
   auto it = d.replica_flows.find(worker);
   if (it == d.replica_flows.end()) return;
   Dialer::ReplicaFlow& flow = it->second;
-  if (flow.epoch != epoch || flow.in_flight == 0 || sequence < flow.in_flight) return;
-  flow.in_flight = 0;
-  if (!flow.held) return;
-  flow.in_flight = flow.held->replica().sequence();
+  if (flow.epoch != epoch) return;
+  while (!flow.in_flight.empty() && flow.in_flight.front() <= sequence) flow.in_flight.pop_front();
+  if (!flow.held || flow.in_flight.size() >= Dialer::kReplicaBatchesInFlight) return;
+  flow.in_flight.push_back(flow.held->replica().sequence());
   d.outbox.push_back(std::move(*flow.held));
   flow.held.reset();
   d.cv.notify_all();
@@ -123,9 +123,10 @@ bool ClusterNode::sendReplica(uint32_t node, uint64_t epoch, uint32_t worker, ui
   std::lock_guard lock(d->mu);
   if (!d->live) return false;
   Dialer::ReplicaFlow& flow = d->replica_flows[worker];
-  if (!snapshot && flow.in_flight != 0 && flow.epoch == epoch) {
-    // One is on its way: this waits for its ack, merged with what else does
-    // (the receiver acknowledges the last sequence, which covers the others).
+  if (!snapshot && flow.epoch == epoch &&
+      flow.in_flight.size() >= Dialer::kReplicaBatchesInFlight) {
+    // Enough are on their way: this waits for an ack, merged with what else
+    // does (the receiver acknowledges the last sequence, which covers the others).
     if (flow.held) {
       clusterpb::ReplicaBatch* r = flow.held->mutable_replica();
       r->mutable_operations()->append(operations);
@@ -140,10 +141,13 @@ bool ClusterNode::sendReplica(uint32_t node, uint64_t epoch, uint32_t worker, ui
     }
     return true;
   }
-  // A snapshot starts afresh: what was held belongs to the old epoch.
-  flow.epoch = epoch;
-  flow.in_flight = sequence;
-  flow.held.reset();
+  if (snapshot || flow.epoch != epoch) {
+    // A snapshot starts afresh: what was held or is on its way belongs to the
+    // old epoch.
+    flow.epoch = epoch;
+    flow.in_flight.clear();
+    flow.held.reset();
+  }
   // Not written yet: a worker's batches go out as one. Nothing between them
   // in the outbox depends on their order.
   for (auto it = d->outbox.rbegin(); it != d->outbox.rend(); ++it) {
@@ -152,9 +156,11 @@ bool ClusterNode::sendReplica(uint32_t node, uint64_t epoch, uint32_t worker, ui
     if (r->epoch() != epoch || snapshot) break;
     r->mutable_operations()->append(operations);
     r->set_sequence(sequence);
+    if (!flow.in_flight.empty()) flow.in_flight.back() = sequence;
     d->cv.notify_all();
     return true;
   }
+  flow.in_flight.push_back(sequence);
   clusterpb::LinkMessage m;
   auto* r = m.mutable_replica();
   r->set_epoch(epoch);
