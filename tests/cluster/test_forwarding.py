@@ -86,13 +86,7 @@ class ForwardingTest(ClusterTestCase):
         for node, c in members.items():
             # From the same publisher: it reaches the node after the messages before it.
             pub.publish(f"{base}-end/{node}", b"end", 1)
-            got[node] = []
-            while True:
-                p = c.expect_matching(T.PUBLISH)
-                c.ack(p)
-                if p.payload == b"end":
-                    break
-                got[node].append(p.payload)
+            got[node] = self.read_until_end(c)
         self.assertEqual(sorted(got[1] + got[2]), expected,
                          f"each message exactly once across the group: {got}")
         self.assertTrue(got[1] and got[2], f"the group spans both nodes: {got}")
