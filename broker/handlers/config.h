@@ -3,6 +3,9 @@
 // (see docs/configuration.md); read-only once the node runs, shared by workers.
 
 #include <cstdint>
+#include <memory>
+
+#include "broker/auth/password_file.h"
 
 namespace gannet::handlers {
 
@@ -23,6 +26,10 @@ struct BrokerConfig {
   uint32_t max_session_expiry = 0xFFFFFFFF; // seconds; caps the client's request
   bool retain_available = true;
   uint64_t max_disk_bytes = 0;              // store-wide limit on disk use; 0 = none
+  // --password_file: the users who may connect (null: no password file).
+  std::shared_ptr<const auth::PasswordFile> passwords;
+  // --allow_anonymous: a CONNECT without a user name is accepted.
+  bool allow_anonymous = true;
 };
 
 }  // namespace gannet::handlers

@@ -49,6 +49,20 @@ absl::Status handleConnect(Client& client, codec::ConnectPacket&& p) {
   if (p.will && p.will->retain && !config.retain_available) {
     return refuseConnect(client, p, ReasonCode::kRetainNotSupported, "retain is not available");
   }
+  // Who it is, before anything of it is kept (docs/security.md): as Mosquitto,
+  // no user name is anonymous; a user name is checked against --password_file
+  // when there is one. 3.1.1 return codes: 4 bad user name or password, 5 not
+  // authorised (connackReturnCodeV3).
+  if (!p.username) {
+    if (!config.allow_anonymous) {
+      return refuseConnect(client, p, ReasonCode::kNotAuthorized,
+                           "no user name, and --allow_anonymous is false");
+    }
+  } else if (config.passwords &&
+             !config.passwords->check(*p.username, p.password.value_or(std::string()))) {
+    return refuseConnect(client, p, ReasonCode::kBadUserNameOrPassword,
+                         "unknown user or wrong password");
+  }
   bool assigned = false;
   if (p.client_id.empty()) {
     // 3.1 requires an id; 3.1.1 §3.1.3-8 allows an empty one only with cleanSession=1.

@@ -24,6 +24,7 @@
 #include "absl/synchronization/mutex.h"
 #include "base/logging.h"
 #include "broker/net/address.h"
+#include "broker/auth/password_file.h"
 #include "broker/server/node.h"
 
 ABSL_FLAG(uint32_t, node_id, 1, "Stable id of this node in its cluster (1, 2, 3, ...)");
@@ -90,6 +91,12 @@ ABSL_FLAG(bool, retain_available, true, "Accept retained messages");
 ABSL_FLAG(uint64_t, max_disk_bytes, 0,
           "Store-wide limit on the disk use of --data_dir/store; over it, retained QoS>=1 "
           "publishes and new persistent sessions are refused (0x97); 0: no limit");
+ABSL_FLAG(std::string, password_file, "",
+          "Users who may connect, in Mosquitto's password file format (mosquitto_passwd); "
+          "empty: none");
+ABSL_FLAG(std::string, allow_anonymous, "",
+          "true / false: accept CONNECTs without a user name; default false with "
+          "--password_file, true without");
 
 namespace {
 
@@ -286,6 +293,19 @@ gannet::server::NodeOptions optionsFromFlags() {
       checkedRange<uint16_t>("max_keepalive", absl::GetFlag(FLAGS_max_keepalive), 1, 65535);
   b.retain_available = absl::GetFlag(FLAGS_retain_available);
   b.max_disk_bytes = absl::GetFlag(FLAGS_max_disk_bytes);
+  if (const std::string path = absl::GetFlag(FLAGS_password_file); !path.empty()) {
+    auto passwords = gannet::auth::PasswordFile::load(path);
+    if (!passwords.ok()) usageError(absl::StrCat("--password_file: ", passwords.status().message()));
+    b.passwords = std::move(*passwords);
+  }
+  const std::string anonymous = absl::GetFlag(FLAGS_allow_anonymous);
+  if (anonymous.empty()) {
+    b.allow_anonymous = b.passwords == nullptr;
+  } else if (anonymous == "true" || anonymous == "false") {
+    b.allow_anonymous = anonymous == "true";
+  } else {
+    usageError(absl::StrCat("--allow_anonymous: '", anonymous, "' is not true or false"));
+  }
   return o;
 }
 
