@@ -71,25 +71,33 @@ class ForwardingTest(ClusterTestCase):
         pub.publish(f"{base}/marker", b"marker", 1)
         self.assert_next_is(sub, b"marker", "a message arrived for a filter unsubscribed from")
 
-    def test_shared_subscription_over_two_nodes_delivers_each_message_once(self):
-        base = unique("sh")
+    def check_group_over_two_nodes(self, base, plain_on_node_2):
+        """A share group with a member on nodes 1 and 2 (and, with
+        plain_on_node_2, a plain subscriber on node 2 too): 20 messages
+        published on node 3 reach the group exactly once each, on both nodes,
+        and the plain subscriber every one."""
         group = f"$share/g-{base}/{base}/+"
         # Each member also has a plain subscription for its end marker.
         members = {n: self.subscriber(n, group, f"{base}-end/{n}", qos=1) for n in (1, 2)}
+        plain = self.subscriber(2, f"{base}/+", f"{base}-end/plain", qos=1) if plain_on_node_2 else None
         self.wait_routes(3, 1, lambda n: n >= 2)
-        self.wait_routes(3, 2, lambda n: n >= 2)
+        self.wait_routes(3, 2, lambda n: n >= (4 if plain else 2))
         pub = self.raw(4, broker=self.nodes[3])
         expected = [f"m{i:02d}".encode() for i in range(20)]
         for p in expected:
             pub.publish(f"{base}/x", p, 1)
-        got = {}
-        for node, c in members.items():
-            # From the same publisher: it reaches the node after the messages before it.
-            pub.publish(f"{base}-end/{node}", b"end", 1)
-            got[node] = self.read_until_end(c)
+        # From the same publisher: an end marker reaches its node after the messages before it.
+        for name in ("1", "2") + (("plain",) if plain else ()):
+            pub.publish(f"{base}-end/{name}", b"end", 1)
+        got = {n: self.read_until_end(c) for n, c in members.items()}
         self.assertEqual(sorted(got[1] + got[2]), expected,
                          f"each message exactly once across the group: {got}")
         self.assertTrue(got[1] and got[2], f"the group spans both nodes: {got}")
+        if plain:
+            self.assertEqual(self.read_until_end(plain), expected, "the plain subscriber")
+
+    def test_shared_subscription_over_two_nodes_delivers_each_message_once(self):
+        self.check_group_over_two_nodes(unique("sh"), plain_on_node_2=False)
 
     def read_until_end(self, c):
         """Payloads `c` receives (acking them) up to an b"end" message."""
@@ -124,23 +132,7 @@ class ForwardingTest(ClusterTestCase):
     def test_a_group_with_members_on_two_nodes_gets_each_message_once_beside_plain_routes(self):
         # Node 2 also has a plain subscriber: every message goes there, but its
         # group member gets only those the publishing node picked it for.
-        base = unique("pg")
-        group = f"$share/g-{base}/{base}/+"
-        members = {n: self.subscriber(n, group, f"{base}-end/{n}", qos=1) for n in (1, 2)}
-        plain = self.subscriber(2, f"{base}/+", f"{base}-end/plain", qos=1)
-        self.wait_routes(3, 1, lambda n: n >= 2)
-        self.wait_routes(3, 2, lambda n: n >= 4)
-        pub = self.raw(4, broker=self.nodes[3])
-        expected = [f"m{i:02d}".encode() for i in range(20)]
-        for p in expected:
-            pub.publish(f"{base}/x", p, 1)
-        for name in ("1", "2", "plain"):
-            pub.publish(f"{base}-end/{name}", b"end", 1)
-        got = {n: self.read_until_end(c) for n, c in members.items()}
-        self.assertEqual(sorted(got[1] + got[2]), expected,
-                         f"each message exactly once across the group: {got}")
-        self.assertTrue(got[1] and got[2], f"the group spans both nodes: {got}")
-        self.assertEqual(self.read_until_end(plain), expected, "the plain subscriber")
+        self.check_group_over_two_nodes(unique("pg"), plain_on_node_2=True)
 
     def test_puback_means_durable_on_the_subscribers_node(self):
         """A persistent subscriber on node 1 is offline; 300 QoS 1 messages are

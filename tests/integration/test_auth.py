@@ -7,6 +7,7 @@ reason in /metrics; a damaged password file stops gannet at start with the
 line named."""
 
 import os
+import shutil
 import subprocess
 import tempfile
 import unittest
@@ -31,7 +32,7 @@ class PasswordFileTest(BrokerTestCase):
 
     def start(self, **flags):
         tmp = tempfile.mkdtemp(prefix="gannet-auth-")
-        self.addCleanup(lambda: subprocess.run(["rm", "-rf", tmp]))
+        self.addCleanup(shutil.rmtree, tmp, True)
         path = os.path.join(tmp, "passwd")
         write_password_file(path)
         with open(path) as f:
