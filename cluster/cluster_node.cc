@@ -313,6 +313,10 @@ absl::StatusOr<uint16_t> ClusterNode::start() {
   builder.RegisterService(link_service_.get());
   builder.RegisterService(admin_service_.get());
   builder.SetMaxReceiveMessageSize(64 << 20);
+  // gRPC binds with SO_REUSEPORT by default: a second process (or this node's
+  // own MQTT listener, which also uses it) could then share the port and get
+  // half the peers' links. A port in use must fail the start instead.
+  builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
   server_ = builder.BuildAndStart();
   if (server_ == nullptr || port == 0) {
     return absl::UnavailableError(absl::StrCat("cannot listen on --cluster_listen=", options_.listen,

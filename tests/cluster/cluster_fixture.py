@@ -61,7 +61,11 @@ class ClusterTestCase(BrokerTestCase):
         self.secret_file = os.path.join(tmp, "secret")
         with open(self.secret_file, "w") as f:
             f.write("test-cluster-secret\n")
-        self.cluster_ports = free_ports(self.node_count)
+        # The nodes' MQTT ports too, from the same reservation: a node's MQTT
+        # listener given port 0 could otherwise get another node's cluster port.
+        ports = free_ports(2 * self.node_count)
+        self.cluster_ports = ports[:self.node_count]
+        self.mqtt_ports = ports[self.node_count:]
         self.nodes = {}
         if self.start_cluster_in_setup:
             for i in range(1, self.node_count + 1):
@@ -93,7 +97,7 @@ class ClusterTestCase(BrokerTestCase):
         b = Broker(self.node_flags(i, **kw), kind="gannet", metrics=self.node_metrics,
                    log_sink=self._broker_logs, stop_signal=signal.SIGINT)
         self.addCleanup(b.stop)
-        b.start()
+        b.start(port=self.mqtt_ports[i - 1])
         self.nodes[i] = b
         restart = b.restart
 

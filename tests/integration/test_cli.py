@@ -81,6 +81,21 @@ class FlagErrorsTest(unittest.TestCase):
 
 
 @gannet_only("gannet's own command line")
+class ClusterPortInUseTest(BrokerTestCase):
+    def test_cluster_listen_on_a_port_another_gannet_listens_on_fails(self):
+        # gannet's MQTT listener uses SO_REUSEPORT (one socket per worker); the
+        # cluster listener must not join it and take half of the connections.
+        secret = os.path.join(self.broker.tmp, "secret")
+        with open(secret, "w") as f:
+            f.write("s\n")
+        rc, err = run_gannet(["--mqtt_listen=127.0.0.1:0", "--node_id=1",
+                              f"--cluster_listen=127.0.0.1:{self.broker.port}",
+                              "--peers=2@127.0.0.1:1", f"--cluster_secret_file={secret}"])
+        self.assertNotEqual(rc, 0, "gannet ran although its cluster port was taken")
+        self.assertIn("--cluster_listen", err)
+
+
+@gannet_only("gannet's own command line")
 class FlagFileTest(unittest.TestCase):
     """DESIGN.md: `gannet --flagfile=gannet.flags` takes the same flags, one per line."""
 
