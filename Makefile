@@ -40,15 +40,20 @@ test: build
 unit: build
 	cd $(BUILD_DIR) && ctest --output-on-failure -j $(JOBS) -L unit
 
-# libFuzzer target for the MQTT packet decoder (clang), run for FUZZ_SECONDS.
+# libFuzzer targets (clang): the MQTT packet decoder for FUZZ_SECONDS, the
+# WebSocket framing and the ACL parser for a third of that each.
 fuzz: deps
 	@cmake -S . -B $(FUZZ_DIR) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DGANNET_FUZZ=ON \
 	  -DCMAKE_C_COMPILER=clang -DCMAKE_CXX_COMPILER=clang++ \
 	  -DCMAKE_CXX_COMPILER_LAUNCHER=$(shell command -v ccache 2>/dev/null) >/dev/null
-	@cmake --build $(FUZZ_DIR) -j $(JOBS) --target codec_fuzzer
-	@mkdir -p $(FUZZ_DIR)/corpus
+	@cmake --build $(FUZZ_DIR) -j $(JOBS) --target codec_fuzzer ws_fuzzer acl_fuzzer
+	@mkdir -p $(FUZZ_DIR)/corpus $(FUZZ_DIR)/corpus-ws $(FUZZ_DIR)/corpus-acl
 	$(FUZZ_DIR)/fuzz/codec_fuzzer -max_total_time=$(FUZZ_SECONDS) -max_len=4096 \
 	  -print_final_stats=1 $(FUZZ_DIR)/corpus fuzz/seeds
+	$(FUZZ_DIR)/fuzz/ws_fuzzer -max_total_time=$$(( $(FUZZ_SECONDS) / 3 )) -max_len=4096 \
+	  -print_final_stats=1 $(FUZZ_DIR)/corpus-ws fuzz/seeds-ws
+	$(FUZZ_DIR)/fuzz/acl_fuzzer -max_total_time=$$(( $(FUZZ_SECONDS) / 3 )) -max_len=4096 \
+	  -print_final_stats=1 $(FUZZ_DIR)/corpus-acl fuzz/seeds-acl
 
 # Side-by-side throughput/latency tables against Mosquitto (see docs/performance.md).
 bench: build

@@ -2,6 +2,7 @@
 
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
+#include <openssl/rand.h>
 
 #include <fstream>
 #include <sstream>
@@ -99,6 +100,43 @@ bool PasswordFile::check(std::string_view user, std::string_view password) const
     if (!ok) return false;
   }
   return CRYPTO_memcmp(out, e.hash.data(), sizeof out) == 0;
+}
+
+absl::StatusOr<std::string> hashPasswordWithSalt(std::string_view password, std::string_view salt,
+                                                 int iterations) {
+  unsigned char out[64];
+  if (salt.empty() || iterations < 1 ||
+      PKCS5_PBKDF2_HMAC(password.data(), static_cast<int>(password.size()),
+                        reinterpret_cast<const unsigned char*>(salt.data()),
+                        static_cast<int>(salt.size()), iterations, EVP_sha512(), sizeof out,
+                        out) != 1) {
+    return absl::InternalError("PBKDF2-HMAC-SHA512 failed");
+  }
+  // Standard base64 with padding and no line breaks, as mosquitto_passwd writes.
+  return absl::StrCat(
+      "$7$", iterations, "$", absl::Base64Escape(base::toAbsl(salt)), "$",
+      absl::Base64Escape(absl::string_view(reinterpret_cast<char*>(out), sizeof out)));
+}
+
+absl::StatusOr<std::string> hashPassword(std::string_view password) {
+  unsigned char salt[kSaltLength];
+  if (RAND_bytes(salt, sizeof salt) != 1) {
+    return absl::InternalError("no random bytes for the salt (RAND_bytes failed)");
+  }
+  return hashPasswordWithSalt(password,
+                              std::string_view(reinterpret_cast<char*>(salt), sizeof salt));
+}
+
+std::string invalidUserName(std::string_view user) {
+  if (user.empty()) return "the user name is empty";
+  if (user.find(':') != std::string_view::npos) {
+    return "the user name contains ':', which separates the user from the hash in the file";
+  }
+  if (user.find_first_of("\r\n") != std::string_view::npos) {
+    return "the user name contains a line break";
+  }
+  if (user[0] == '#') return "a user name starting with '#' would be read as a comment";
+  return "";
 }
 
 }  // namespace gannet::auth

@@ -42,4 +42,20 @@ class PasswordFile {
   absl::flat_hash_map<std::string, Entry> users_;
 };
 
+// mosquitto_passwd 2.0's defaults for new "$7$" lines (src/password_mosq.c:
+// PW_DEFAULT_ITERATIONS 101, SALT_LEN 12).
+inline constexpr int kPbkdf2Iterations = 101;
+inline constexpr size_t kSaltLength = 12;
+
+// The "$7$ITERATIONS$SALT$HASH" text of `password` (what follows "USER:" on a
+// line), with a fresh random salt from RAND_bytes. Fails only when OpenSSL does.
+absl::StatusOr<std::string> hashPassword(std::string_view password);
+// The same with the salt and iteration count given (tests: known answers).
+absl::StatusOr<std::string> hashPasswordWithSalt(std::string_view password, std::string_view salt,
+                                                 int iterations = kPbkdf2Iterations);
+
+// Why `user` cannot be written to a password file ("" when it can): empty, or
+// holding ':' (the separator), a line break, or a leading '#' (a comment).
+std::string invalidUserName(std::string_view user);
+
 }  // namespace gannet::auth

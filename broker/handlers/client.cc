@@ -1,5 +1,7 @@
 #include "broker/handlers/client.h"
 
+#include <algorithm>
+
 #include "base/logging.h"
 #include "base/strings.h"
 #include "broker/codec/decoder.h"
@@ -48,6 +50,7 @@ size_t Client::onData(std::string_view data) {
     const codec::FrameHeader& h = **header;
     if (h.totalLength() > max_size) {
       // §3.1.2.11.4 / §4.13: over the Maximum Packet Size the server announced.
+      ctx_.stats().limited(LimitRefusal::kMaxPacketSize);
       closeForError(codec::codecError(ReasonCode::kPacketTooLarge, "packet too large"));
       return data.size();
     }
@@ -167,6 +170,20 @@ void Client::onClosed(std::string_view why) {
   const bool was_connected = state_ == State::kConnected;
   state_ = State::kClosed;
   ctx_.clientClosed(*this);
+  if (!was_connected && conn_->listener() != "mqtt") {
+    // A TLS or WebSocket handshake that failed (wrong CA, no client
+    // certificate, a plain client on the TLS port): what an operator needs to
+    // see. A burst of 20 lines, then at most 10 a second per worker, so a scan
+    // cannot flood the log.
+    thread_local int64_t tokens_at_ms = 0;  // when the bucket was full
+    const int64_t now = ctx_.now();
+    tokens_at_ms = std::max(tokens_at_ms, now - 20 * 100);
+    if (tokens_at_ms + 100 <= now) {
+      tokens_at_ms += 100;
+      base::logger("net").info("{} connection from {} closed before CONNECT: {}",
+                               conn_->listener(), peer(), why);
+    }
+  }
   if (!was_connected || session_ == nullptr) return;
   ctx_.stats().connections_closed[protocolIndex(version_)].add();
   session::Session& s = *session_;
@@ -180,7 +197,7 @@ void Client::onClosed(std::string_view why) {
       // §3.1.3.2.2: published at the earlier of the delay and the session's end.
       codec::Will will = std::move(*s.will);
       s.will.reset();
-      publishWill(ctx_, will, s.id());
+      publishWill(ctx_, will, s);
     } else {
       uint32_t wait = std::min(delay, s.expiry_interval);
       s.will_due_ms = now + int64_t{wait} * 1000;

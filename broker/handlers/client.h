@@ -14,6 +14,7 @@
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/status.h"
+#include "base/token_bucket.h"
 #include "broker/codec/packets.h"
 #include "broker/handlers/context.h"
 #include "broker/net/connection.h"
@@ -96,6 +97,9 @@ class Client : public net::Connection::Callbacks {
 
   // Set by a DISCONNECT with reason 0 (§3.14.4): the will is discarded.
   bool normal_disconnect = false;
+
+  // --max_publish_rate (broker/handlers/limits.h): untouched while it is 0.
+  base::TokenBucket publish_bucket;
 
  private:
   size_t handleFrames(std::string_view data);

@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <memory>
 
+#include "broker/auth/acl.h"
 #include "broker/auth/password_file.h"
 
 namespace gannet::handlers {
@@ -26,10 +27,33 @@ struct BrokerConfig {
   uint32_t max_session_expiry = 0xFFFFFFFF; // seconds; caps the client's request
   bool retain_available = true;
   uint64_t max_disk_bytes = 0;              // store-wide limit on disk use; 0 = none
+  // Limits and overload protection (docs/security.md, "Limits"); 0 = off.
+  // At accept, before anything is read (server::Admission):
+  uint32_t max_connections = 0;             // per node
+  uint32_t max_connections_per_ip = 0;      // per source address
+  uint32_t max_connect_rate_per_ip = 0;     // new connections / s per address (burst the same)
+  // Overload: RSS over it refuses new CONNECTs (0x89 / 3) until it is back under 90%.
+  uint64_t max_memory_bytes = 0;
+  // Per client, in the handlers (broker/handlers/limits.h):
+  uint32_t max_topic_length = 65535;        // bytes of a topic name / filter (65535: off)
+  uint32_t max_topic_levels = 0;            // levels of a topic name / filter
+  uint32_t max_subscriptions_per_client = 0;
+  uint32_t max_publish_rate = 0;            // PUBLISHes / s per client (burst the same)
+  // Whether a PUBLISH is checked at all: the hot path pays one branch when off.
+  bool publishLimits() const {
+    return max_topic_length < 65535 || max_topic_levels != 0 || max_publish_rate != 0;
+  }
   // --password_file: the users who may connect (null: no password file).
   std::shared_ptr<const auth::PasswordFile> passwords;
   // --allow_anonymous: a CONNECT without a user name is accepted.
   bool allow_anonymous = true;
+  // --acl_file: what each client may publish, receive and subscribe to (null:
+  // no ACL, everything is allowed). Handlers read it only through
+  // BrokerContext::acl() (which a reload may point elsewhere).
+  std::shared_ptr<const auth::Acl> acl;
+  // --tls_use_identity_as_username: on TLS listeners, the verified client
+  // certificate's subject CN is the user name (no password is checked).
+  bool tls_identity_as_username = false;
 };
 
 }  // namespace gannet::handlers

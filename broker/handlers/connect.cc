@@ -3,8 +3,10 @@
 #include "base/logging.h"
 #include "broker/codec/encoder.h"
 #include "broker/codec/errors.h"
+#include "broker/handlers/acl_check.h"
 #include "broker/handlers/delivery.h"
 #include "broker/handlers/handlers.h"
+#include "broker/handlers/limits.h"
 
 namespace gannet::handlers {
 
@@ -41,6 +43,11 @@ absl::Status handleConnect(Client& client, codec::ConnectPacket&& p) {
   BrokerContext& ctx = client.ctx();
   const BrokerConfig& config = ctx.config();
   const bool v5 = p.version == ProtocolVersion::kV5;
+  if (ctx.overloaded()) {
+    // Shed new connections, keep serving the connected ones (docs/security.md,
+    // "Limits"). 0x89 Server busy; 3.1.1 return code 3 Server unavailable.
+    return refuseOverloaded(client, p);
+  }
 
   if (v5 && p.properties.authentication_method) {
     return refuseConnect(client, p, ReasonCode::kBadAuthenticationMethod,
@@ -53,13 +60,26 @@ absl::Status handleConnect(Client& client, codec::ConnectPacket&& p) {
   // no user name is anonymous; a user name is checked against --password_file
   // when there is one. 3.1.1 return codes: 4 bad user name or password, 5 not
   // authorised (connackReturnCodeV3).
-  if (!p.username) {
+  const std::string& listener = client.connection().listener();
+  const bool cert_identity =
+      config.tls_identity_as_username && (listener == "mqtts" || listener == "wss");
+  if (cert_identity) {
+    // Mutual TLS: the handshake verified the certificate; its CN is who this is.
+    std::string cn = client.connection().peerIdentity();
+    if (cn.empty()) {
+      return refuseConnect(client, p, ReasonCode::kNotAuthorized,
+                           "the client certificate has no subject CN");
+    }
+    p.username = std::move(cn);
+    p.password.reset();
+  } else if (!p.username) {
     if (!config.allow_anonymous) {
       return refuseConnect(client, p, ReasonCode::kNotAuthorized,
                            "no user name, and --allow_anonymous is false");
     }
-  } else if (config.passwords &&
-             !config.passwords->check(*p.username, p.password.value_or(std::string()))) {
+  } else if (const auth::PasswordFile* passwords = ctx.passwords();
+             passwords != nullptr &&
+             !passwords->check(*p.username, p.password.value_or(std::string()))) {
     return refuseConnect(client, p, ReasonCode::kBadUserNameOrPassword,
                          "unknown user or wrong password");
   }
@@ -72,6 +92,16 @@ absl::Status handleConnect(Client& client, codec::ConnectPacket&& p) {
     }
     p.client_id = ctx.assignClientId();
     assigned = true;
+  }
+  if (p.will) {
+    // As Mosquitto 2.0: a will the client may not write refuses the CONNECT (not
+    // authorised), rather than being dropped silently when the client goes.
+    const auth::Acl* acl = ctx.acl();
+    if (acl != nullptr &&
+        !acl->canWrite(auth::AclIdentity{p.username, p.client_id}, p.will->topic)) {
+      return refuseConnect(client, p, ReasonCode::kNotAuthorized,
+                           "the ACL does not allow publishing to the will topic");
+    }
   }
 
   uint32_t home = ctx.claimClientId(p.client_id);
@@ -100,7 +130,7 @@ absl::Status handleConnect(Client& client, codec::ConnectPacket&& p) {
       // A delayed will of the old session is sent when that session ends.
       codec::Will will = std::move(*s->will);
       s->will.reset();
-      publishWill(ctx, will, s->id());
+      publishWill(ctx, will, *s);
     }
     ctx.endSession(*s);
     s = nullptr;
@@ -115,6 +145,9 @@ absl::Status handleConnect(Client& client, codec::ConnectPacket&& p) {
   s->will_due_ms = 0;
   s->will = p.will ? std::make_unique<codec::Will>(std::move(*p.will)) : nullptr;
   s->version = p.version;
+  s->username = p.username;
+  // Subscriptions kept from an earlier connection: for this identity now.
+  if (session_present && ctx.acl() != nullptr) refreshReadAll(ctx, *s);
   s->expiry_interval = sessionExpiry(p, config);
 
   codec::ConnackPacket ack;

@@ -21,6 +21,13 @@ class BrokerContext {
   virtual ~BrokerContext() = default;
 
   virtual const BrokerConfig& config() const = 0;
+  // The ACL in force (--acl_file), or null when there is none (everything is
+  // allowed). Handlers read the ACL only through this, once per check: the
+  // worker may swap it (a reload), never during a handler call.
+  virtual const auth::Acl* acl() const { return config().acl.get(); }
+  // The password file CONNECTs are checked against now (reloaded on SIGHUP);
+  // null: none.
+  virtual const auth::PasswordFile* passwords() const { return config().passwords.get(); }
   virtual router::TopicRouter& router() = 0;
   virtual router::RetainedIndex& retained() = 0;
   virtual WorkerStats& stats() = 0;
@@ -155,6 +162,10 @@ class BrokerContext {
   // (a retained QoS >= 1 publish, a new persistent session) is refused with 0x97
   // (quota exceeded) instead. Checked about once a second.
   virtual bool storeFull() const = 0;
+  // True while the node is overloaded (--max_memory_bytes; server::Admission):
+  // new CONNECTs are refused with 0x89 Server busy (3.1.1: 3), connected
+  // clients are served as usual.
+  virtual bool overloaded() const { return false; }
 };
 
 }  // namespace gannet::handlers

@@ -4,6 +4,7 @@
 
 #include "broker/codec/encoder.h"
 #include "broker/codec/publish_writer.h"
+#include "broker/handlers/acl_check.h"
 
 namespace gannet::handlers {
 namespace {
@@ -122,11 +123,19 @@ session::OutboundMessage outboundFor(const router::MessagePtr& message,
   // MQTT 5 §3.3.1.3 / 3.1.1 §3.3.1.3: RETAIN is cleared on normal delivery
   // unless the subscription asked for Retain As Published.
   out.retain = d.retain_as_published && message->retain;
+  out.read_checked = d.read_all;
   out.subscription_ids.assign(d.subscription_ids.begin(), d.subscription_ids.end());
   return out;
 }
 
 void deliver(BrokerContext& ctx, session::Session& s, session::OutboundMessage&& out) {
+  if (!out.read_checked && !mayRead(ctx, s, out.message->topic)) {
+    // As Mosquitto: read access is checked at delivery, for messages from any
+    // worker or node and for retained ones (docs/security.md).
+    ctx.forgetQueued(s, out);
+    ctx.stats().drop(DropReason::kNotAuthorized);
+    return;
+  }
   if (expired(*out.message, ctx.now())) {
     ctx.forgetQueued(s, out);
     ctx.stats().drop(DropReason::kExpired);
@@ -241,6 +250,16 @@ void storeRetained(BrokerContext& ctx, const router::MessagePtr& m) {
     ctx.persistRetained(m);
   }
   ctx.replicateRetained(m);
+}
+
+void publishWill(BrokerContext& ctx, const codec::Will& will, const session::Session& s) {
+  // Checked at CONNECT already (handleConnect refuses a will the client may not
+  // write); checked again in case the ACL changed since.
+  if (!mayWrite(ctx, s, will.topic)) {
+    ctx.stats().drop(DropReason::kNotAuthorized);
+    return;
+  }
+  publishWill(ctx, will, s.id());
 }
 
 void publishWill(BrokerContext& ctx, const codec::Will& will, uint64_t session_id) {

@@ -30,5 +30,8 @@ std::shared_ptr<const codec::Properties> passThroughProperties(codec::Properties
 void storeRetained(BrokerContext& ctx, const router::MessagePtr& message);
 // Builds the message a will publishes and routes it.
 void publishWill(BrokerContext& ctx, const codec::Will& will, uint64_t session_id);
+// The same for the will of session `s`, if the ACL lets `s` write its topic
+// (a denied will is dropped and counted as not_authorized).
+void publishWill(BrokerContext& ctx, const codec::Will& will, const session::Session& s);
 
 }  // namespace gannet::handlers

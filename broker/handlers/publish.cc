@@ -1,6 +1,8 @@
 #include "broker/codec/errors.h"
+#include "broker/handlers/acl_check.h"
 #include "broker/handlers/delivery.h"
 #include "broker/handlers/handlers.h"
+#include "broker/handlers/limits.h"
 
 namespace gannet::handlers {
 
@@ -52,6 +54,28 @@ void sendAck(Client& client, codec::PacketType type, uint16_t packet_id, ReasonC
   }
 }
 
+// The ACL does not let the client publish to the topic (docs/security.md,
+// "Authorisation (ACL)"). Never routed, retained or stored; counted. As
+// Mosquitto 2.0: MQTT 5 QoS 1/2 get PUBACK / PUBREC 0x87 (a PUBREC >= 0x80 ends
+// the QoS 2 exchange, MQTT 5 §4.3.3); 3.1.1 acks carry no reason, so QoS 1 is
+// acknowledged and QoS 2 completes its PUBREC / PUBREL / PUBCOMP as usual,
+// and the message is dropped.
+absl::Status refuseUnauthorized(Client& client, const codec::PublishPacket& p) {
+  client.ctx().stats().drop(DropReason::kNotAuthorized);
+  constexpr std::string_view kWhy = "not authorised to publish to this topic";
+  if (p.qos == 0) return absl::OkStatus();
+  const codec::PacketType type = p.qos == 1 ? codec::PacketType::kPuback : codec::PacketType::kPubrec;
+  if (client.isV5()) {
+    sendAck(client, type, p.packet_id, ReasonCode::kNotAuthorized, kWhy);
+    return absl::OkStatus();
+  }
+  // Kept in memory only: nothing of this publish is stored, and a PUBREL for an
+  // id we do not hold is answered with PUBCOMP anyway (pub_ack.cc).
+  if (p.qos == 2) client.session()->awaiting_pubrel.insert(p.packet_id);
+  sendAck(client, type, p.packet_id, ReasonCode::kSuccess);
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 absl::Status handlePublish(Client& client, codec::PublishPacket&& p) {
@@ -92,6 +116,9 @@ absl::Status handlePublish(Client& client, codec::PublishPacket&& p) {
   }
   ctx.stats().messages_received[p.qos].add();
   ctx.stats().message_bytes_received[p.qos].add(p.payload.size());
+  // Topic length / levels, publish rate (docs/security.md, "Limits"): one
+  // branch when none is set.
+  if (ctx.config().publishLimits() && refusedByPublishLimits(client, p)) return absl::OkStatus();
   if (p.topic.starts_with("$SYS") || p.topic.starts_with("$share/")) {
     // $SYS is the broker's own namespace, and a "$share/..." topic name could never
     // be subscribed to (§4.8.2): clients may not publish there (as in Mosquitto).
@@ -105,6 +132,7 @@ absl::Status handlePublish(Client& client, codec::PublishPacket&& p) {
     }
     return absl::OkStatus();
   }
+  if (!mayWrite(ctx, s, p.topic)) return refuseUnauthorized(client, p);
 
   auto m = std::make_shared<router::Message>();
   m->topic = std::move(p.topic);

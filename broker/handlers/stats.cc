@@ -50,6 +50,30 @@ ConnectRefusal connectRefusalOf(codec::ReasonCode rc) {
   }
 }
 
+const char* connectionRejectionName(ConnectionRejection r) {
+  switch (r) {
+    case ConnectionRejection::kMaxConnections: return "max_connections";
+    case ConnectionRejection::kMaxConnectionsPerIp: return "max_connections_per_ip";
+    case ConnectionRejection::kConnectRate: return "connect_rate";
+    case ConnectionRejection::kOverload: return "overload";
+    case ConnectionRejection::kConnectTimeout: return "connect_timeout";
+    case ConnectionRejection::kCount: break;
+  }
+  return "unknown";
+}
+
+const char* limitRefusalName(LimitRefusal r) {
+  switch (r) {
+    case LimitRefusal::kMaxPacketSize: return "max_packet_size";
+    case LimitRefusal::kMaxTopicLength: return "max_topic_length";
+    case LimitRefusal::kMaxTopicLevels: return "max_topic_levels";
+    case LimitRefusal::kMaxSubscriptionsPerClient: return "max_subscriptions_per_client";
+    case LimitRefusal::kMaxPublishRate: return "max_publish_rate";
+    case LimitRefusal::kCount: break;
+  }
+  return "unknown";
+}
+
 const char* protocolName(int index) {
   switch (index) {
     case 0: return "3.1";

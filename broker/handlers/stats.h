@@ -21,7 +21,7 @@ enum class DropReason : uint8_t {
   kStoreMissing,     // a stored queue entry whose message record is gone
   kNodeDown,         // for a subscriber on another node whose link is down
   kStoreFull,        // forwarded from another node, not storable (over --max_disk_bytes)
-  kNotAuthorized,    // refused by an ACL (none yet: ACLs come in a later issue; stays 0)
+  kNotAuthorized,    // refused by the ACL: a PUBLISH or will not allowed, a delivery not readable
   kCount,
 };
 const char* dropReasonName(DropReason r);
@@ -43,6 +43,32 @@ const char* connectRefusalName(ConnectRefusal r);
 // The one mapping of a refusing CONNACK's reason code (MQTT 5 code; a 3.1.1
 // return code is derived from it) to the refusal it counts as.
 ConnectRefusal connectRefusalOf(codec::ReasonCode rc);
+
+// Why a connection was turned away by a limit before it became an MQTT
+// connection (the label of gannet_connections_rejected_total,
+// docs/security.md "Limits"). The first three close the socket at accept,
+// before anything is read; overload answers the CONNECT with 0x89 / 3.
+enum class ConnectionRejection : uint8_t {
+  kMaxConnections = 0,    // --max_connections on this node
+  kMaxConnectionsPerIp,   // --max_connections_per_ip from one source address
+  kConnectRate,           // --max_connect_rate_per_ip
+  kOverload,              // the node is overloaded (--max_memory_bytes)
+  kConnectTimeout,        // no complete CONNECT within --connect_timeout
+  kCount,
+};
+const char* connectionRejectionName(ConnectionRejection r);
+
+// A per-client limit that refused a packet (the label of
+// gannet_limit_refusals_total, docs/security.md "Limits").
+enum class LimitRefusal : uint8_t {
+  kMaxPacketSize = 0,          // a packet over --max_packet_size: connection closed (0x95)
+  kMaxTopicLength,             // a PUBLISH topic / SUBSCRIBE filter over --max_topic_length
+  kMaxTopicLevels,             // ... with more levels than --max_topic_levels
+  kMaxSubscriptionsPerClient,  // a new filter over --max_subscriptions_per_client
+  kMaxPublishRate,             // a PUBLISH over --max_publish_rate
+  kCount,
+};
+const char* limitRefusalName(LimitRefusal r);
 
 // MQTT protocol versions as metric labels: index 0 "3.1", 1 "3.1.1", 2 "5".
 inline constexpr int kProtocolCount = 3;
@@ -84,6 +110,8 @@ struct WorkerStats {
   Counter bytes_sent;
   Counter dropped[static_cast<int>(DropReason::kCount)];
   Counter protocol_errors;          // connections closed for malformed input / protocol errors
+  Counter connections_rejected[static_cast<int>(ConnectionRejection::kCount)];
+  Counter limit_refusals[static_cast<int>(LimitRefusal::kCount)];
   Counter sessions_current_inc;
   Counter sessions_current_dec;
   // The store (durable QoS >= 1 path, persistent sessions, retained messages).
@@ -101,6 +129,8 @@ struct WorkerStats {
   Gauge queued_bytes;               // their topic + payload bytes
 
   void drop(DropReason r, uint64_t n = 1) { dropped[static_cast<int>(r)].add(n); }
+  void rejected(ConnectionRejection r) { connections_rejected[static_cast<int>(r)].add(); }
+  void limited(LimitRefusal r) { limit_refusals[static_cast<int>(r)].add(); }
   void refused(codec::ReasonCode rc) { connects_refused[static_cast<int>(connectRefusalOf(rc))].add(); }
 };
 

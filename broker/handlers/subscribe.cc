@@ -2,8 +2,10 @@
 
 #include "broker/codec/decoder.h"
 #include "broker/codec/errors.h"
+#include "broker/handlers/acl_check.h"
 #include "broker/handlers/delivery.h"
 #include "broker/handlers/handlers.h"
+#include "broker/handlers/limits.h"
 
 namespace gannet::handlers {
 
@@ -45,6 +47,23 @@ absl::Status handleSubscribe(Client& client, codec::SubscribePacket&& p) {
       ack.reason_codes.push_back(client.isV5() ? code : 0x80);
       continue;
     }
+    // --max_topic_length / --max_topic_levels / --max_subscriptions_per_client.
+    if (const uint8_t refused = refusedFilter(client, s, r.filter, shared ? filter : r.filter)) {
+      ack.reason_codes.push_back(refused);
+      continue;
+    }
+    const SubscribeAccess access = maySubscribe(ctx, s, r.filter);
+    if (access == SubscribeAccess::kDenied) {
+      // Not authorised (docs/security.md): 0x87, 3.1.1's one failure code 0x80.
+      // An earlier subscription to the same filter does not stay either.
+      ack.reason_codes.push_back(
+          client.isV5() ? static_cast<uint8_t>(ReasonCode::kNotAuthorized) : 0x80);
+      if (s.subscriptions.erase(r.filter) > 0) {
+        ctx.router().unsubscribe(r.filter, dest);
+        ctx.forgetSubscription(s, r.filter);
+      }
+      continue;
+    }
     router::SubscriptionOptions opts;
     opts.qos = code;
     opts.no_local = r.no_local;
@@ -52,6 +71,7 @@ absl::Status handleSubscribe(Client& client, codec::SubscribePacket&& p) {
     opts.retain_handling = r.retain_handling;
     opts.subscription_id = sub_id;
     opts.durable = s.stored;
+    opts.read_all = access == SubscribeAccess::kReadsAll;
     const bool is_new = ctx.router().subscribe(r.filter, dest, opts);
     s.subscriptions[r.filter] = opts;
     ctx.persistSubscription(s, r.filter, opts);
@@ -64,6 +84,7 @@ absl::Status handleSubscribe(Client& client, codec::SubscribePacket&& p) {
       out.message = m;
       out.qos = std::min(m->qos, code);
       out.retain = true;
+      out.read_checked = opts.read_all;  // otherwise deliver() checks it
       if (sub_id != 0) out.subscription_ids.push_back(sub_id);
       retained.push_back(std::move(out));
     });
@@ -71,7 +92,8 @@ absl::Status handleSubscribe(Client& client, codec::SubscribePacket&& p) {
   if (client.isV5() && client.request_problem_information &&
       std::any_of(ack.reason_codes.begin(), ack.reason_codes.end(),
                   [](uint8_t rc) { return rc >= 0x80; })) {
-    ack.properties.reason_string = "invalid topic filter";
+    ack.properties.reason_string =
+        "invalid topic filter, not authorised, or over a limit (docs/security.md)";
   }
   client.send(ack);
   for (auto& out : retained) deliver(ctx, s, std::move(out));

@@ -95,29 +95,112 @@ void Connection::deliver(std::string_view fresh) {
   }
 }
 
-int Connection::sendPending() {
-  while (pendingOutput() > 0) {
-    ssize_t n = ::send(fd_, out_.data() + out_offset_, pendingOutput(), MSG_NOSIGNAL);
+namespace {
+
+// Sends buf[offset..] as far as the socket takes it, then compacts buf.
+// Returns 0, or the errno of a failed send.
+int sendBuffer(int fd, std::string& buf, size_t& offset) {
+  int result = 0;
+  while (offset < buf.size()) {
+    ssize_t n = ::send(fd, buf.data() + offset, buf.size() - offset, MSG_NOSIGNAL);
     if (n > 0) {
-      out_offset_ += static_cast<size_t>(n);
+      offset += static_cast<size_t>(n);
       continue;
     }
     if (n < 0 && errno == EINTR) continue;
     if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) break;  // EPOLLOUT resumes
-    return n < 0 ? errno : EIO;
+    result = n < 0 ? errno : EIO;
+    break;
   }
-  if (out_offset_ == out_.size()) {
-    out_offset_ = 0;
-    if (out_.capacity() > kKeepCapacity) {
-      std::string().swap(out_);
+  if (offset == buf.size()) {
+    offset = 0;
+    if (buf.capacity() > kKeepCapacity) {
+      std::string().swap(buf);
     } else {
-      out_.clear();
+      buf.clear();
     }
-  } else if (out_offset_ > kKeepCapacity && out_offset_ * 2 > out_.size()) {
-    out_.erase(0, out_offset_);
-    out_offset_ = 0;
+  } else if (offset > kKeepCapacity && offset * 2 > buf.size()) {
+    buf.erase(0, offset);
+    offset = 0;
   }
-  return 0;
+  return result;
+}
+
+}  // namespace
+
+// An encode() failure: not an errno.
+constexpr int kLayerError = -1;
+
+int Connection::sendPending() {
+  if (layers_.empty()) return sendBuffer(fd_, out_, out_offset_);
+  if (!encodePending()) return kLayerError;
+  return sendBuffer(fd_, wire_, wire_offset_);
+}
+
+bool Connection::encodePending() {
+  if (out_offset_ == out_.size()) return true;
+  std::string bytes = out_.substr(out_offset_);
+  out_offset_ = 0;
+  out_.clear();
+  if (out_.capacity() > kKeepCapacity) std::string().swap(out_);
+  return sendFromLayer(layers_.size(), std::move(bytes));
+}
+
+bool Connection::sendFromLayer(size_t from, std::string bytes) {
+  for (size_t i = from; i-- > 0;) {
+    std::string down;
+    if (!layers_[i]->encode(bytes, down, layer_error_)) return false;
+    bytes.swap(down);
+  }
+  if (wire_.empty()) {
+    wire_.swap(bytes);
+    wire_offset_ = 0;
+  } else {
+    wire_.append(bytes);
+  }
+  return true;
+}
+
+bool Connection::deliverThroughLayers(std::string_view raw) {
+  std::string current(raw);
+  // A layer that closes (TLS close_notify after the client's last packets)
+  // still hands up what it decoded before: it is delivered, then the
+  // connection closes.
+  std::string close_why;
+  size_t i = 0;
+  for (; i < layers_.size() && !current.empty(); ++i) {
+    std::string up;
+    std::string to_peer;
+    std::string why;
+    StreamLayer::Result r = layers_[i]->decode(current, up, to_peer, why);
+    if (!to_peer.empty()) {
+      if (!sendFromLayer(i, std::move(to_peer))) {
+        closeNow(layer_error_);
+        return false;
+      }
+      scheduleFlush();
+    }
+    current.swap(up);
+    if (r == StreamLayer::Result::kClose && close_why.empty()) {
+      close_why = why.empty() ? std::string("closed by the stream layer") : std::move(why);
+    }
+  }
+  // Only bytes that went through every layer are protocol bytes.
+  if (i == layers_.size() && !current.empty()) deliver(current);
+  if (closed_) return false;
+  if (!close_why.empty()) {
+    closeAfterFlush(close_why);
+    return false;
+  }
+  return true;
+}
+
+std::string Connection::peerIdentity() const {
+  for (const auto& l : layers_) {
+    std::string id = l->peerIdentity();
+    if (!id.empty()) return id;
+  }
+  return {};
 }
 
 void Connection::writeSome() {
@@ -137,7 +220,11 @@ void Connection::readAll() {
     }
     ssize_t n = ::read(fd_, buf.data(), buf.size());
     if (n > 0) {
-      deliver(std::string_view(buf.data(), static_cast<size_t>(n)));
+      if (layers_.empty()) {
+        deliver(std::string_view(buf.data(), static_cast<size_t>(n)));
+      } else if (!deliverThroughLayers(std::string_view(buf.data(), static_cast<size_t>(n)))) {
+        return;
+      }
       if (static_cast<size_t>(n) >= budget) {
         // Let other connections run; come back next iteration.
         flush_list_.addReadAgain(this);
@@ -160,7 +247,7 @@ void Connection::readAll() {
 
 bool Connection::flush() {
   if (int err = sendPending(); err != 0) {
-    closeNow(strerror(err));
+    closeNow(err == kLayerError ? std::string_view(layer_error_) : std::string_view(strerror(err)));
     return false;
   }
   if (was_full_ && pendingOutput() < output_limit_ / 2) {
@@ -175,12 +262,13 @@ bool Connection::flush() {
   return true;
 }
 
-void Connection::closeAfterFlush() {
+void Connection::closeAfterFlush(std::string_view why) {
   if (closed_) return;
+  std::string reason(why);  // `why` may live in a buffer flush() clears
   flush();
   if (closed_) return;
   ::shutdown(fd_, SHUT_WR);
-  closeNow("closed by broker");
+  closeNow(reason);
 }
 
 void Connection::closeNow(std::string_view why) {
@@ -191,6 +279,8 @@ void Connection::closeNow(std::string_view why) {
   loop_.remove(fd_);
   std::string().swap(in_);
   std::string().swap(out_);
+  std::string().swap(wire_);
+  layers_.clear();
   // Before the socket closes: what the protocol layer records of the close
   // (a session gone offline) is committed before the peer sees the FIN.
   if (callbacks_) callbacks_->onClosed(why);
@@ -198,15 +288,37 @@ void Connection::closeNow(std::string_view why) {
   fd_ = -1;
 }
 
-int Connection::release(std::string& unconsumed_input) {
-  int fd = fd_;
+Connection::Detached Connection::release() {
+  Detached d;
+  d.fd = fd_;
   loop_.remove(fd_);
   flush_list_.forget(this);
   flush_scheduled_ = false;
-  unconsumed_input = std::move(in_);
+  d.input = std::move(in_);
+  if (!layers_.empty()) {
+    // Output not written yet (a TLS session ticket) moves encoded: the layers'
+    // state moves with it and must not see it again.
+    if (!encodePending()) wire_.clear();
+    d.wire = wire_.substr(wire_offset_);
+  } else {
+    d.wire = out_.substr(out_offset_);
+  }
+  d.layers = std::move(layers_);
   closed_ = true;
   fd_ = -1;
-  return fd;
+  return d;
+}
+
+void Connection::adoptState(Detached&& d) {
+  layers_ = std::move(d.layers);
+  if (!d.wire.empty()) {
+    if (layers_.empty()) {
+      out_ = std::move(d.wire);
+    } else {
+      wire_ = std::move(d.wire);
+    }
+    scheduleFlush();
+  }
 }
 
 }  // namespace gannet::net

@@ -9,12 +9,14 @@
 // iteration by the FlushList (writes coalesced per connection).
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
 
 #include "absl/status/status.h"
 #include "broker/net/event_loop.h"
+#include "broker/net/stream_layer.h"
 
 namespace gannet::net {
 
@@ -60,6 +62,11 @@ class Connection : public EventLoop::Handler {
   Connection& operator=(const Connection&) = delete;
 
   void setCallbacks(Callbacks* cb) { callbacks_ = cb; }
+  // TLS / WebSocket between the socket and the protocol layer, bottom first
+  // (stream_layer.h). Set before start(); none: bytes pass as they are.
+  void setLayers(std::vector<std::unique_ptr<StreamLayer>> layers) { layers_ = std::move(layers); }
+  // The identity a layer learned (TLS client certificate CN); empty: none.
+  std::string peerIdentity() const;
   // Registers with the loop. `initial_input` is input read elsewhere (a connection
   // migrated from another worker); it is offered to onData() first.
   absl::Status start(std::string initial_input = {});
@@ -82,7 +89,9 @@ class Connection : public EventLoop::Handler {
     if (pendingOutput() >= kEagerWriteBytes) writeSome();
   }
   static constexpr size_t kEagerWriteBytes = 256 * 1024;
-  size_t pendingOutput() const { return out_.size() - out_offset_; }
+  size_t pendingOutput() const {
+    return out_.size() - out_offset_ + (wire_.size() - wire_offset_);
+  }
   // Output above which the protocol layer should stop producing (QoS 0 is dropped,
   // QoS>0 waits in the session queue) and input is no longer read.
   void setOutputLimit(size_t bytes) { output_limit_ = bytes; }
@@ -102,17 +111,31 @@ class Connection : public EventLoop::Handler {
   // Writes what is pending now. Returns false when the connection failed.
   bool flush();
   // Flushes what is queued (best effort, non-blocking), then closes.
-  void closeAfterFlush();
+  void closeAfterFlush(std::string_view why = "closed by broker");
   // Closes at once; pending output is discarded. onClosed(why) is called.
   void closeNow(std::string_view why);
   bool closed() const { return closed_; }
 
+  // What moves with a connection to another worker.
+  struct Detached {
+    int fd = -1;
+    std::string input;  // unconsumed input, as the protocol layer sees it
+    std::string wire;   // output for the socket not written yet (already encoded)
+    std::vector<std::unique_ptr<StreamLayer>> layers;
+  };
   // Detaches the socket for migration to another worker: unregisters it and
-  // returns the fd and any unconsumed input. The connection is closed afterwards
-  // without touching the socket or calling onClosed().
-  int release(std::string& unconsumed_input);
+  // returns it with its state. The connection is closed afterwards without
+  // touching the socket or calling onClosed().
+  Detached release();
+  // Before start() on the adopting worker: the state release() returned
+  // (the fd is the one given to the constructor).
+  void adoptState(Detached&& d);
 
   const std::string& peer() const { return peer_; }
+  // The listener it came in on (mqtt, mqtts, ws, wss): logs, metrics, rules
+  // that apply to secure listeners only.
+  void setListener(std::string name) { listener_ = std::move(name); }
+  const std::string& listener() const { return listener_; }
   int fd() const { return fd_; }
 
   void onEvents(uint32_t events) override;
@@ -121,6 +144,12 @@ class Connection : public EventLoop::Handler {
   friend class FlushList;
   void readAll();
   void deliver(std::string_view fresh);
+  // Input from the socket through the layers' decode(); false when it closed.
+  bool deliverThroughLayers(std::string_view raw);
+  // Bytes layer `from` must send: encoded by the layers below it, onto wire_.
+  bool sendFromLayer(size_t from, std::string bytes);
+  // Encodes the protocol layer's output through every layer onto wire_.
+  bool encodePending();
   // Writes what the socket takes now, without closing on error (it may run inside
   // a handler that still uses this connection): flush() reports errors later.
   void writeSome();
@@ -132,10 +161,16 @@ class Connection : public EventLoop::Handler {
   FlushList& flush_list_;
   int fd_;
   std::string peer_;
+  std::string listener_ = "mqtt";
   Callbacks* callbacks_ = nullptr;
   std::string in_;  // incomplete packet only
   std::string out_;
   size_t out_offset_ = 0;
+  // With layers: out_ holds protocol bytes, wire_ what goes to the socket.
+  std::vector<std::unique_ptr<StreamLayer>> layers_;
+  std::string wire_;
+  size_t wire_offset_ = 0;
+  std::string layer_error_;  // why an encode() failed
   size_t output_limit_ = 1 << 20;
   bool flush_scheduled_ = false;
   bool closed_ = false;

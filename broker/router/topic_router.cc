@@ -65,10 +65,12 @@ struct Subscriber {
   bool retain_as_published = false;
   uint8_t retain_handling = 0;
   bool durable = false;
+  bool read_all = false;
 
   static Subscriber make(const Destination& d, const SubscriptionOptions& o) {
     return Subscriber{d.session_id, d.worker,           o.subscription_id,  o.qos,
-                      o.no_local,   o.retain_as_published, o.retain_handling, o.durable};
+                      o.no_local,   o.retain_as_published, o.retain_handling, o.durable,
+                      o.read_all};
   }
   Destination destination() const { return Destination{session_id, worker}; }
   bool is(const Destination& d) const { return session_id == d.session_id && worker == d.worker; }
@@ -337,6 +339,7 @@ void appendDelivery(const Subscriber& s, bool shared, std::vector<Delivery>& out
   if (s.subscription_id != 0) d.subscription_ids.push_back(s.subscription_id);
   d.shared = shared;
   d.durable = s.durable;
+  d.read_all = s.read_all;
 }
 
 // One delivery per destination (MQTT 5 §3.3.4): maximum QoS, every subscription
@@ -355,6 +358,8 @@ void appendAggregated(std::vector<const Subscriber*>& hits, std::vector<Delivery
       d.qos = std::max(d.qos, s.qos);
       d.retain_as_published = d.retain_as_published || s.retain_as_published;
       d.durable = d.durable || s.durable;
+      // The topic is in a wholly readable filter's range: readable.
+      d.read_all = d.read_all || s.read_all;
       if (s.subscription_id != 0 &&
           std::find(d.subscription_ids.begin(), d.subscription_ids.end(), s.subscription_id) ==
               d.subscription_ids.end()) {

@@ -45,6 +45,12 @@ struct SubscriptionOptions {
   // node's store, so QoS >= 1 deliveries to it are written to disk before the
   // publisher is acknowledged. Kept up to date by the session's owner.
   bool durable = false;
+  // Not MQTT: the ACL lets the subscriber read every topic the filter matches
+  // (auth::Acl::readsAll; always with no ACL), so deliveries through this
+  // subscription skip the per-message read check. Set by the session's owner;
+  // not stored (a restored subscription is checked per message until its
+  // client connects again).
+  bool read_all = false;
   bool operator==(const SubscriptionOptions&) const = default;
 };
 
@@ -56,6 +62,7 @@ struct Delivery {
   absl::InlinedVector<uint32_t, 2> subscription_ids;  // of every matching subscription
   bool shared = false;               // from a $share group
   bool durable = false;              // the destination is durable (SubscriptionOptions)
+  bool read_all = false;             // a matching subscription has read_all: no ACL check
 };
 
 // Told when a local destination's subscription to a filter is added or removed

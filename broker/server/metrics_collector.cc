@@ -151,6 +151,36 @@ std::vector<MetricFamily> MetricsCollector::Collect() const {
     out.push_back(std::move(f));
   }
 
+  // --- limits (docs/security.md, "Limits") ---
+  {
+    auto f = family("gannet_connections_rejected_total",
+                    "Connections turned away by a limit before they became MQTT connections, by "
+                    "reason (max_connections, max_connections_per_ip, connect_rate: closed at "
+                    "accept; overload: CONNACK 0x89; connect_timeout: no CONNECT in time)",
+                    MetricType::Counter);
+    for (int r = 0; r < static_cast<int>(handlers::ConnectionRejection::kCount); ++r) {
+      addValue(f, d(t.connections_rejected[r]),
+               {{"reason", handlers::connectionRejectionName(
+                               static_cast<handlers::ConnectionRejection>(r))}});
+    }
+    out.push_back(std::move(f));
+  }
+  {
+    auto f = family("gannet_limit_refusals_total",
+                    "Packets of connected clients refused by a per-client limit, by the limit's "
+                    "flag",
+                    MetricType::Counter);
+    for (int r = 0; r < static_cast<int>(handlers::LimitRefusal::kCount); ++r) {
+      addValue(f, d(t.limit_refusals[r]),
+               {{"limit", handlers::limitRefusalName(static_cast<handlers::LimitRefusal>(r))}});
+    }
+    out.push_back(std::move(f));
+  }
+  single("gannet_overloaded",
+         "1 while the node is overloaded (resident memory over --max_memory_bytes) and refuses "
+         "new connections, else 0",
+         MetricType::Gauge, node_.admission().overloaded() ? 1.0 : 0.0);
+
   // --- messages ---
   by_qos("gannet_messages_received_total", "PUBLISH messages received from clients, by QoS",
          t.messages_received);

@@ -18,12 +18,14 @@
 #include "absl/container/flat_hash_set.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "base/clock.h"
 #include "base/logging.h"
 #include "base/strings.h"
 #include "base/status_macros.h"
 #include "broker/handlers/delivery.h"
 #include "broker/net/address.h"
+#include "broker/net/websocket.h"
 #include "broker/server/metrics_collector.h"
 #include "broker/server/node_spool.h"
 #include "broker/server/replica_stores.h"
@@ -72,6 +74,108 @@ absl::Status Node::prepareDataDir() {
   return absl::OkStatus();
 }
 
+absl::Status Node::startClientListeners(const net::HostPort& mqtt_addr) {
+  if (!options_.mqtts_listen.empty() || !options_.wss_listen.empty()) {
+    auto tls = net::TlsContext::load(options_.tls);
+    if (!tls.ok()) return tls.status();
+    tls_.store(*tls);
+    base::logger("node").info("TLS certificate {} valid until {}{}", options_.tls.cert_file,
+                              (*tls)->notAfter(),
+                              (*tls)->verifiesClients() ? "; client certificates required" : "");
+  }
+  auto tls_layer = [this]() -> std::unique_ptr<net::StreamLayer> {
+    return std::make_unique<net::TlsLayer>(tls_.load());
+  };
+  struct Spec {
+    std::string name;
+    std::string address;
+    Worker::LayerFactory layers;
+  };
+  std::vector<Spec> specs;
+  specs.push_back({"mqtt", options_.mqtt_listen, {}});
+  if (!options_.mqtts_listen.empty()) {
+    specs.push_back({"mqtts", options_.mqtts_listen, [tls_layer] {
+                       std::vector<std::unique_ptr<net::StreamLayer>> v;
+                       v.push_back(tls_layer());
+                       return v;
+                     }});
+  }
+  // WebSocket messages carry MQTT packets: the MQTT packet limit (checked above
+  // the layer) plus room for the packets of one flush.
+  net::WebSocketOptions ws;
+  ws.max_message_bytes = std::max<uint64_t>(ws.max_message_bytes, uint64_t{config().max_packet_size} + 5);
+  if (!options_.ws_listen.empty()) {
+    specs.push_back({"ws", options_.ws_listen, [ws] {
+                       std::vector<std::unique_ptr<net::StreamLayer>> v;
+                       v.push_back(std::make_unique<net::WebSocketLayer>(ws));
+                       return v;
+                     }});
+  }
+  if (!options_.wss_listen.empty()) {
+    specs.push_back({"wss", options_.wss_listen, [tls_layer, ws] {
+                       std::vector<std::unique_ptr<net::StreamLayer>> v;
+                       v.push_back(tls_layer());
+                       v.push_back(std::make_unique<net::WebSocketLayer>(ws));
+                       return v;
+                     }});
+  }
+  const uint32_t workers = static_cast<uint32_t>(workers_.size());
+  for (const Spec& spec : specs) {
+    auto addr = spec.name == "mqtt" ? absl::StatusOr<net::HostPort>(mqtt_addr)
+                                    : net::parseHostPort(spec.address);
+    if (!addr.ok()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("--", spec.name, "_listen: ", addr.status().message()));
+    }
+    // The first worker binds (port 0 picks a free port); the others share the port.
+    net::HostPort bind = *addr;
+    for (auto& w : workers_) {
+      auto port = w->listen(bind, spec.name, spec.layers);
+      if (!port.ok()) return port.status();
+      bind.port = *port;
+    }
+    listener_ports_.emplace_back(spec.name, bind.port);
+    if (spec.name == "mqtt") mqtt_port_ = bind.port;
+    base::logger("node").info("{} listener on {}:{} ({} workers)", spec.name,
+                              addr->host.empty() ? "0.0.0.0" : addr->host, bind.port, workers);
+  }
+  return absl::OkStatus();
+}
+
+uint16_t Node::listenerPort(const std::string& name) const {
+  for (const auto& [n, port] : listener_ports_) {
+    if (n == name) return port;
+  }
+  return 0;
+}
+
+absl::Status Node::reload() {
+  std::vector<std::string> errors;
+  auto& log = base::logger("node");
+  if (tls_.load() != nullptr) {
+    auto tls = net::TlsContext::load(options_.tls);
+    if (tls.ok()) {
+      tls_.store(*tls);
+      log.info("reloaded TLS certificate {} (valid until {})", options_.tls.cert_file,
+               (*tls)->notAfter());
+    } else {
+      errors.emplace_back(tls.status().message());
+    }
+  }
+  if (!options_.password_file.empty()) {
+    auto passwords = auth::PasswordFile::load(options_.password_file);
+    if (passwords.ok()) {
+      log.info("reloaded password file {} ({} users)", options_.password_file, (*passwords)->size());
+      for (auto& w : workers_) w->setPasswords(*passwords);
+    } else {
+      errors.emplace_back(passwords.status().message());
+    }
+  }
+  if (errors.empty()) return absl::OkStatus();
+  for (const auto& e : errors) log.error("reload: {} (the previous one stays in use)", e);
+  return absl::InvalidArgumentError(absl::StrJoin(errors, "; "));
+}
+
 absl::Status Node::start() {
   started_ms_ = base::monotonicMs();
   // Handover ids must not repeat across restarts: a peer may still hold one.
@@ -101,16 +205,7 @@ absl::Status Node::start() {
     if (!journal.ok()) return journal.status();
     w->setJournal(std::move(*journal));
   }
-  // The first worker binds (port 0 picks a free port); the others share the port.
-  net::HostPort bind = *addr;
-  for (auto& w : workers_) {
-    auto port = w->listen(bind);
-    if (!port.ok()) return port.status();
-    bind.port = *port;
-  }
-  mqtt_port_ = bind.port;
-  base::logger("node").info("mqtt listener on {}:{} ({} workers)",
-                            addr->host.empty() ? "0.0.0.0" : addr->host, mqtt_port_, n);
+  RETURN_IF_ERROR(startClientListeners(*addr));
   s = startMetrics();
   if (!s.ok()) return s;
   RETURN_IF_ERROR(startCluster());
@@ -283,6 +378,7 @@ absl::Status Node::loadStore() {
     session::Session& s = workers_[w]->createSession(client_id);
     restored_ids.insert(client_id);
     s.version = static_cast<codec::ProtocolVersion>(rec.protocol_version());
+    if (rec.has_username()) s.username = rec.username();
     s.expiry_interval = expiry;
     s.expires_at_ms = expiry == session::kNeverExpires
                           ? 0
@@ -1291,6 +1387,12 @@ NodeTotals Node::totals() const {
       t.dropped[r] += s.dropped[r].get();
     }
     t.protocol_errors += s.protocol_errors.get();
+    for (int r = 0; r < static_cast<int>(handlers::ConnectionRejection::kCount); ++r) {
+      t.connections_rejected[r] += s.connections_rejected[r].get();
+    }
+    for (int r = 0; r < static_cast<int>(handlers::LimitRefusal::kCount); ++r) {
+      t.limit_refusals[r] += s.limit_refusals[r].get();
+    }
     t.store_commits += s.store_commits.get();
     t.store_commit_duration.add(s.store_commit_duration.snapshot());
     t.inflight_messages += s.inflight_messages.get();

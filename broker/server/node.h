@@ -19,8 +19,10 @@
 #include "absl/container/flat_hash_set.h"
 #include "absl/status/status.h"
 #include "broker/handlers/config.h"
+#include "broker/net/tls.h"
 #include "broker/router/retained_index.h"
 #include "broker/router/topic_router.h"
+#include "broker/server/admission.h"
 #include "broker/server/durable.h"
 #include "broker/server/session_registry.h"
 #include "broker/server/worker.h"
@@ -41,6 +43,13 @@ class Replicator;
 struct NodeOptions {
   uint32_t node_id = 1;
   std::string mqtt_listen = "0.0.0.0:1883";
+  // More client listeners (docs/security.md): empty = off. mqtts and wss need `tls`.
+  std::string mqtts_listen;
+  std::string ws_listen;
+  std::string wss_listen;
+  net::TlsOptions tls;
+  // Files reloaded on SIGHUP (Node::reload); empty: none.
+  std::string password_file;
   std::string data_dir = "./data";
   // --fsync: false = a commit returns once the WAL is written (survives kill -9);
   // true = once it is fsync'ed (survives power loss).
@@ -84,6 +93,8 @@ struct NodeTotals {
   uint64_t bytes_sent = 0;
   uint64_t dropped[static_cast<int>(handlers::DropReason::kCount)] = {};
   uint64_t protocol_errors = 0;
+  uint64_t connections_rejected[static_cast<int>(handlers::ConnectionRejection::kCount)] = {};
+  uint64_t limit_refusals[static_cast<int>(handlers::LimitRefusal::kCount)] = {};
   uint64_t sessions = 0;            // connected and offline
   uint64_t sessions_connected = 0;  // with a client connected (= connections_current)
   uint64_t inflight_messages = 0;   // the workers' last measurements (about 1 s old)
@@ -116,6 +127,14 @@ class Node {
   void wait();
 
   uint16_t mqttPort() const { return mqtt_port_; }
+  // The bound port of a client listener by name (mqtt, mqtts, ws, wss); 0: none.
+  uint16_t listenerPort(const std::string& name) const;
+
+  // Thread-safe (SIGHUP): reads the TLS certificate and key, the password file
+  // (and the ACL file) again. New connections use the new certificate; those
+  // connected keep their TLS session. A file that fails to load changes
+  // nothing (the error says which); the others are still reloaded.
+  absl::Status reload();
   std::optional<uint16_t> metricsPort() const { return metrics_port_; }
 
   const NodeOptions& options() const { return options_; }
@@ -227,6 +246,13 @@ class Node {
   // sets storeFull() when it is over --max_disk_bytes.
   void checkDiskUse(int64_t now_ms);
   bool storeFull() const { return store_full_.load(std::memory_order_relaxed); }
+  // Worker 0's tick: about once a second, samples resident memory against
+  // --max_memory_bytes and forgets idle per-address admission state.
+  void tickLimits(int64_t now_ms);
+  // Connection limits at accept and the overload state (docs/security.md,
+  // "Limits"); shared by the workers, thread-safe.
+  Admission& admission() { return admission_; }
+  const Admission& admission() const { return admission_; }
   // Publishes the $SYS/broker/... topics through `w` (called on worker 0's thread).
   void publishSys(Worker& w);
 
@@ -245,6 +271,7 @@ class Node {
   absl::Status loadStore();
 
   NodeOptions options_;
+  Admission admission_{options_.broker};  // (after options_)
   router::TopicRouter router_;
   router::RetainedIndex retained_;
   SessionRegistry registry_;
@@ -309,11 +336,16 @@ class Node {
   std::atomic<bool> stop_requested_{false};
   std::thread drain_thread_;
   uint16_t mqtt_port_ = 0;
+  std::vector<std::pair<std::string, uint16_t>> listener_ports_;
+  // The TLS context new connections of mqtts / wss use (swapped by reload()).
+  std::atomic<std::shared_ptr<const net::TlsContext>> tls_;
+  absl::Status startClientListeners(const net::HostPort& mqtt_addr);
   uint16_t cluster_port_ = 0;
   std::optional<uint16_t> metrics_port_;
   int64_t started_ms_ = 0;
   int lock_fd_ = -1;
   std::atomic<bool> store_full_{false};
+  int64_t next_limits_tick_ms_ = 0;  // worker 0's thread (tickLimits)
   int64_t next_disk_check_ms_ = 0;  // worker 0's thread only
   std::shared_ptr<MetricsCollector> metrics_;
   std::unique_ptr<prometheus::Exposer> exposer_;

@@ -56,6 +56,7 @@ records::SessionRecord toSessionRecord(const session::Session& s, const Clocks& 
   r.set_client_id(s.clientId());
   r.set_protocol_version(static_cast<uint32_t>(s.version));
   r.set_session_expiry_interval(s.expiry_interval);
+  if (s.username) r.set_username(*s.username);
   if (s.will) *r.mutable_will() = toWillRecord(*s.will);
   r.set_last_seen_ms(last_seen_wall_ms);
   if (s.will && s.will_due_ms != 0) r.set_will_due_ms(clocks.toWall(s.will_due_ms));

@@ -137,7 +137,7 @@ void Worker::pullSession(uint32_t from_node, const std::string& client_id) {
 }
 
 void Worker::stopAccepting() {
-  if (listener_) listener_->stop();
+  for (auto& l : listeners_) l->stop();
 }
 
 void Worker::handOver(const std::vector<std::pair<uint32_t, std::string>>& targets,
@@ -527,6 +527,7 @@ void Worker::importSession(const records::SessionTransfer& t) {
   if (s == nullptr) {
     s = &createSession(client_id);
     s->version = static_cast<codec::ProtocolVersion>(rec.protocol_version());
+    if (rec.has_username()) s->username = rec.username();
     s->expiry_interval = rec.session_expiry_interval();
     // Offline until the connect that claimed it attaches (it may be gone).
     if (s->expiry_interval != session::kNeverExpires) {

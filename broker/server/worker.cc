@@ -22,7 +22,9 @@ using handlers::Client;
 namespace {
 }
 
-Worker::Worker(Node& node, uint32_t index) : node_(node), index_(index) {}
+Worker::Worker(Node& node, uint32_t index) : node_(node), index_(index) {
+  passwords_ = node.config().passwords;
+}
 
 Worker::~Worker() {
   clients_.clear();
@@ -40,10 +42,22 @@ absl::Status Worker::init() {
   return absl::OkStatus();
 }
 
-absl::StatusOr<uint16_t> Worker::listen(const net::HostPort& addr) {
-  listener_ = std::make_unique<net::Listener>(
-      loop_, [this](int fd, std::string peer) { onAccept(fd, std::move(peer)); });
-  return listener_->start(addr);
+void Worker::setPasswords(std::shared_ptr<const auth::PasswordFile> passwords) {
+  loop_.post([this, passwords = std::move(passwords)]() mutable { passwords_ = std::move(passwords); });
+}
+
+absl::StatusOr<uint16_t> Worker::listen(const net::HostPort& addr, std::string name,
+                                         LayerFactory layers) {
+  auto on_accept = [this, name = std::move(name), layers = std::move(layers)](int fd,
+                                                                              std::string peer) {
+    stats_.connections_accepted.add();
+    if (!admitAccepted(fd)) return;  // over a connection limit: closed (worker_limits.cc)
+    net::Connection::Detached state;
+    if (layers) state.layers = layers();
+    addClient(fd, std::move(peer), name, std::move(state));
+  };
+  listeners_.push_back(std::make_unique<net::Listener>(loop_, std::move(on_accept)));
+  return listeners_.back()->start(addr);
 }
 
 void Worker::start() {
@@ -65,7 +79,7 @@ void Worker::start() {
 
 void Worker::stop() {
   loop_.post([this] {
-    if (listener_) listener_->stop();
+    for (auto& l : listeners_) l->stop();
   });
   loop_.stop();
 }
@@ -78,14 +92,13 @@ const handlers::BrokerConfig& Worker::config() const { return node_.config(); }
 router::TopicRouter& Worker::router() { return node_.router(); }
 router::RetainedIndex& Worker::retained() { return node_.retained(); }
 
-void Worker::onAccept(int fd, std::string peer) {
-  stats_.connections_accepted.add();
-  addClient(fd, std::move(peer), {});
-}
-
-void Worker::addClient(int fd, std::string peer, std::string input) {
+void Worker::addClient(int fd, std::string peer, const std::string& listener,
+                       net::Connection::Detached state) {
   auto conn = std::make_unique<net::Connection>(loop_, flush_list_, fd, std::move(peer));
   net::Connection* c = conn.get();
+  c->setListener(listener);
+  std::string input = std::move(state.input);
+  c->adoptState(std::move(state));
   auto client = std::make_unique<Client>(*this, std::move(conn));
   Client* raw = client.get();
   clients_.emplace(raw, std::move(client));
@@ -96,20 +109,28 @@ void Worker::addClient(int fd, std::string peer, std::string input) {
   }
 }
 
-void Worker::adopt(int fd, std::string peer, std::string input) {
-  loop_.post([this, fd, peer = std::move(peer), input = std::move(input)]() mutable {
-    addClient(fd, std::move(peer), std::move(input));
+void Worker::adopt(net::Connection::Detached&& d, std::string peer, std::string listener) {
+  // std::function needs a copyable callable: the state travels in a shared_ptr.
+  auto state = std::make_shared<net::Connection::Detached>(std::move(d));
+  loop_.post([this, state, peer = std::move(peer), listener = std::move(listener)]() mutable {
+    const int fd = state->fd;
+    addClient(fd, std::move(peer), listener, std::move(*state));
   });
 }
 
 void Worker::clientClosed(Client& client) {
   closed_clients_.push_back(&client);
+  // Before the fd is closed (Admission: a reused number is never released).
+  node_.admission().release(client.connection().fd());
   for (auto& [id, pending] : pending_connects_) {
     if (pending.client == &client) pending.client = nullptr;
   }
 }
 
-void Worker::migrate(Client& client, uint32_t worker) { migrating_clients_.push_back(&client); }
+void Worker::migrate(Client& client, uint32_t worker) {
+  migrating_clients_.push_back(&client);
+  noteMigratingSlot(client);
+}
 
 size_t Worker::match(const router::MessagePtr& message) { return matchInto(message, false); }
 
@@ -312,7 +333,7 @@ void Worker::endSession(session::Session& s) {
     // §3.1.3.2.2: a delayed will is due at the latest when the session ends.
     codec::Will will = std::move(*s.will);
     s.will.reset();
-    handlers::publishWill(*this, will, s.id());
+    handlers::publishWill(*this, will, s);
   }
   node_.registry().release(s.clientId(), index_);
   auto by_id = sessions_by_client_id_.find(s.clientId());
@@ -332,11 +353,11 @@ std::string Worker::assignClientId() {
 }
 
 void Worker::onIterationEnd() {
+  if (!migrating_slots_.empty()) releaseClosedMigrating();
   for (Client* c : migrating_clients_) {
-    std::string input;
-    int fd = c->connection().release(input);
+    net::Connection::Detached d = c->connection().release();
     std::string peer = c->connection().peer();
-    node_.worker(c->migrateTo()).adopt(fd, std::move(peer), std::move(input));
+    node_.worker(c->migrateTo()).adopt(std::move(d), std::move(peer), c->connection().listener());
     clients_.erase(c);
   }
   migrating_clients_.clear();
@@ -419,6 +440,7 @@ void Worker::onTick() {
   for (auto& [ptr, c] : clients_) {
     if (c->state() == Client::State::kAwaitConnect) {
       if (now - c->accepted_ms >= connect_timeout) {
+        stats_.rejected(handlers::ConnectionRejection::kConnectTimeout);
         c->disconnect(codec::ReasonCode::kMaximumConnectTime, "no CONNECT in time", true);
       }
     } else if (c->state() == Client::State::kConnected && c->keep_alive > 0) {
@@ -444,7 +466,7 @@ void Worker::onTick() {
       codec::Will will = std::move(*s->will);
       s->will.reset();
       s->will_due_ms = 0;
-      handlers::publishWill(*this, will, s->id());
+      handlers::publishWill(*this, will, *s);
       persistSession(*s);  // the will is gone
     }
     if (s->expires_at_ms != 0 && now >= s->expires_at_ms) expired.push_back(s.get());
@@ -457,6 +479,7 @@ void Worker::onTick() {
     stats_.queued_bytes.set(queued_bytes);
   }
   if (index_ == 0) {
+    node_.tickLimits(now);
     node_.tickReconciliation(now);
     node_.tickQuorum();
     node_.checkDiskUse(now);

@@ -10,6 +10,7 @@
 
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -53,8 +54,13 @@ class Worker : public handlers::BrokerContext {
   ~Worker() override;
 
   absl::Status init();
-  // Binds this worker's listener socket. Call before start().
-  absl::StatusOr<uint16_t> listen(const net::HostPort& addr);
+  // The layers (TLS, WebSocket) a listener's connections get; thread-safe
+  // (every worker calls it). Empty function: plain MQTT over TCP.
+  using LayerFactory = std::function<std::vector<std::unique_ptr<net::StreamLayer>>()>;
+  // Binds one of this worker's listener sockets (`name`: mqtt, mqtts, ws or
+  // wss). Call before start().
+  absl::StatusOr<uint16_t> listen(const net::HostPort& addr, std::string name = "mqtt",
+                                  LayerFactory layers = {});
   void start();
   // Thread-safe: closes the listener, disconnects clients (MQTT 5: 0x8B server
   // shutting down) and stops the loop.
@@ -73,12 +79,19 @@ class Worker : public handlers::BrokerContext {
   // only (proto ForwardBatch.on_behalf_of).
   void deliverForwarded(uint32_t from_node, std::string packed, uint32_t on_behalf_of = 0);
   // Thread-safe: takes over a socket migrated from another worker.
-  void adopt(int fd, std::string peer, std::string input);
+  void adopt(net::Connection::Detached&& d, std::string peer, std::string listener);
+  // Thread-safe: the password file CONNECTs are checked against from now on
+  // (Node::reload on SIGHUP).
+  void setPasswords(std::shared_ptr<const auth::PasswordFile> passwords);
   // Thread-safe: runs `fn` on this worker's thread.
   void post(std::function<void()> fn) { loop_.post(std::move(fn)); }
 
   // --- handlers::BrokerContext ---
+  const auth::PasswordFile* passwords() const override { return passwords_.get(); }
   const handlers::BrokerConfig& config() const override;
+  // The node's ACL (null: none). Only this accessor reads it for the handlers,
+  // so that a reload (SIGHUP) needs to change only the Worker.
+  const auth::Acl* acl() const override { return config().acl.get(); }
   router::TopicRouter& router() override;
   router::RetainedIndex& retained() override;
   handlers::WorkerStats& stats() override { return stats_; }
@@ -93,6 +106,7 @@ class Worker : public handlers::BrokerContext {
   void migrate(handlers::Client& client, uint32_t worker) override;
   std::string assignClientId() override;
   bool storeFull() const override;
+  bool overloaded() const override;
   void clientClosed(handlers::Client& client) override;
   void persistSession(session::Session& session) override;
   void persistSubscription(const session::Session& session, const std::string& filter,
@@ -240,8 +254,8 @@ class Worker : public handlers::BrokerContext {
   // Runs `fn` after this iteration's commit is on every replica node.
   void afterCommit(AfterReplicated fn);
 
-  void onAccept(int fd, std::string peer);
-  void addClient(int fd, std::string peer, std::string input);
+  void addClient(int fd, std::string peer, const std::string& listener,
+                 net::Connection::Detached state);
   void onIterationEnd();
   // Before the commit: forwards for peers whose link is down (or with older
   // messages kept) go into the store's node queue instead (NodeSpool).
@@ -283,13 +297,27 @@ class Worker : public handlers::BrokerContext {
   const uint32_t index_;
   net::EventLoop loop_;
   net::FlushList flush_list_;
-  std::unique_ptr<net::Listener> listener_;
+  std::vector<std::unique_ptr<net::Listener>> listeners_;
+  std::shared_ptr<const auth::PasswordFile> passwords_;  // this thread's copy
   std::thread thread_;
   handlers::WorkerStats stats_;
 
   absl::flat_hash_map<handlers::Client*, std::unique_ptr<handlers::Client>> clients_;
   std::vector<handlers::Client*> closed_clients_;
   std::vector<handlers::Client*> migrating_clients_;
+  // Connection limits (worker_limits.cc, server::Admission). Admits a socket
+  // just accepted; false: over a limit, counted and closed.
+  bool admitAccepted(int fd);
+  // The admission slots of migrating clients (only with connection limits
+  // set), released if the socket closes before it reaches its new worker.
+  void noteMigratingSlot(handlers::Client& client);
+  void releaseClosedMigrating();
+  struct MigratingSlot {
+    handlers::Client* client;
+    int fd;
+    uint64_t slot;
+  };
+  std::vector<MigratingSlot> migrating_slots_;
   absl::flat_hash_map<uint64_t, std::unique_ptr<session::Session>> sessions_;
   absl::flat_hash_map<std::string, session::Session*> sessions_by_client_id_;
 

@@ -29,6 +29,9 @@ struct OutboundMessage {
   router::MessagePtr message;
   uint8_t qos = 0;      // granted: min(publish QoS, subscription QoS)
   bool retain = false;  // the RETAIN flag to send
+  // The ACL lets the session read it already (its subscription's filter is
+  // wholly readable, or it was checked): deliver() does not check it again.
+  bool read_checked = false;
   SubscriptionIds subscription_ids;
   // --- durability (docs/storage.md, "the QoS >= 1 data path") ---
   // Non-zero when this delivery is durable: a node-wide message id, which is also
@@ -110,6 +113,9 @@ class Session {
 
   uint64_t id() const { return id_; }
   const std::string& clientId() const { return client_id_; }
+  // The user name of the session's last CONNECT (none: anonymous), for the
+  // ACL checks, which apply while the session is offline too.
+  std::optional<std::string> username;
 
   // --- lifetime ---
   // Seconds the session outlives its connection: 0 = ends with it (clean session),

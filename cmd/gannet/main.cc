@@ -24,6 +24,7 @@
 #include "absl/synchronization/mutex.h"
 #include "base/logging.h"
 #include "broker/net/address.h"
+#include "broker/auth/acl.h"
 #include "broker/auth/password_file.h"
 #include "broker/server/node.h"
 
@@ -91,9 +92,54 @@ ABSL_FLAG(bool, retain_available, true, "Accept retained messages");
 ABSL_FLAG(uint64_t, max_disk_bytes, 0,
           "Store-wide limit on the disk use of --data_dir/store; over it, retained QoS>=1 "
           "publishes and new persistent sessions are refused (0x97); 0: no limit");
+ABSL_FLAG(uint32_t, max_connections, 0,
+          "Connections this node holds at most (all listeners); more are closed at accept, "
+          "before anything is read; 0: no limit (ulimit -n still bounds it)");
+ABSL_FLAG(uint32_t, max_connections_per_ip, 0,
+          "Connections one source IP address may hold; more are closed at accept; 0: no limit");
+ABSL_FLAG(uint32_t, max_connect_rate_per_ip, 0,
+          "New connections per second one source IP address may open (token bucket, burst of "
+          "the same size); more are closed at accept; 0: no limit");
+ABSL_FLAG(uint64_t, max_memory_bytes, 0,
+          "Overload: while the resident memory is over this (sampled once a second), new "
+          "CONNECTs get 0x89 Server busy (3.1.1: 3), connected clients are served; it ends "
+          "under 90%; 0: off");
+ABSL_FLAG(uint32_t, max_topic_length, 65535,
+          "Longest topic name / topic filter in bytes (PUBLISH: 0x90, SUBSCRIBE: 0x8F / 0x80); "
+          "65535: no limit beyond MQTT's");
+ABSL_FLAG(uint32_t, max_topic_levels, 0,
+          "Most levels in a topic name / filter (PUBLISH: 0x90, SUBSCRIBE: 0x8F / 0x80); 0: no "
+          "limit");
+ABSL_FLAG(uint32_t, max_subscriptions_per_client, 0,
+          "Subscriptions one session may hold; a new filter over it gets SUBACK 0x97 (3.1.1: "
+          "0x80); 0: no limit");
+ABSL_FLAG(uint32_t, max_publish_rate, 0,
+          "PUBLISHes per second one client may send (token bucket, burst of the same size); "
+          "over it MQTT 5 gets 0x96 and the message is dropped, a 3.1.1 QoS 1/2 publisher is "
+          "disconnected, QoS 0 is dropped; 0: no limit");
 ABSL_FLAG(std::string, password_file, "",
           "Users who may connect, in Mosquitto's password file format (mosquitto_passwd); "
           "empty: none");
+ABSL_FLAG(std::string, acl_file, "",
+          "What each client may publish, receive and subscribe to, in Mosquitto's acl_file "
+          "format (docs/security.md); with one, everything not granted is denied; empty: "
+          "everything is allowed");
+ABSL_FLAG(std::string, mqtts_listen, "", "MQTT over TLS listener HOST:PORT; empty: off (needs --tls_cert_file, --tls_key_file)");
+ABSL_FLAG(std::string, ws_listen, "", "MQTT over WebSocket listener HOST:PORT (path /mqtt); empty: off");
+ABSL_FLAG(std::string, wss_listen, "",
+          "MQTT over secure WebSocket listener HOST:PORT (path /mqtt); empty: off (needs the TLS files)");
+ABSL_FLAG(std::string, tls_cert_file, "",
+          "PEM certificate chain of the TLS listeners (server certificate first); reread on SIGHUP");
+ABSL_FLAG(std::string, tls_key_file, "", "PEM private key of --tls_cert_file; reread on SIGHUP");
+ABSL_FLAG(std::string, tls_ca_file, "",
+          "PEM CA certificates: given, TLS clients must present a certificate signed by one");
+ABSL_FLAG(std::string, tls_min_version, "1.2", "Oldest TLS version accepted: 1.2 or 1.3");
+ABSL_FLAG(std::string, tls_ciphers, "",
+          "OpenSSL cipher list for TLS 1.2; empty: ECDHE with AES-GCM or ChaCha20-Poly1305 only");
+ABSL_FLAG(std::string, tls_ciphersuites, "", "OpenSSL TLS 1.3 cipher suites; empty: OpenSSL's");
+ABSL_FLAG(bool, tls_use_identity_as_username, false,
+          "On TLS listeners, the client certificate's subject CN is the user name (needs "
+          "--tls_ca_file; no password is checked for them)");
 ABSL_FLAG(std::string, allow_anonymous, "",
           "true / false: accept CONNECTs without a user name; default false with "
           "--password_file, true without");
@@ -293,10 +339,72 @@ gannet::server::NodeOptions optionsFromFlags() {
       checkedRange<uint16_t>("max_keepalive", absl::GetFlag(FLAGS_max_keepalive), 1, 65535);
   b.retain_available = absl::GetFlag(FLAGS_retain_available);
   b.max_disk_bytes = absl::GetFlag(FLAGS_max_disk_bytes);
+  // Limits (docs/security.md, "Limits"); 0 = off.
+  b.max_connections = checkedRange<uint32_t>(
+      "max_connections", absl::GetFlag(FLAGS_max_connections), 0, 100000000);
+  b.max_connections_per_ip = checkedRange<uint32_t>(
+      "max_connections_per_ip", absl::GetFlag(FLAGS_max_connections_per_ip), 0, 100000000);
+  b.max_connect_rate_per_ip = checkedRange<uint32_t>(
+      "max_connect_rate_per_ip", absl::GetFlag(FLAGS_max_connect_rate_per_ip), 0, 1000000);
+  // 0, or at least 16 MiB: a node needs that much to run at all.
+  b.max_memory_bytes = absl::GetFlag(FLAGS_max_memory_bytes);
+  if (b.max_memory_bytes != 0 && b.max_memory_bytes < (uint64_t{16} << 20)) {
+    usageError(absl::StrCat("--max_memory_bytes=", b.max_memory_bytes,
+                            " is out of range: 0 (off) or at least 16777216 (16 MiB)"));
+  }
+  // §4.7.3: a topic is at most 65535 bytes; at least one level.
+  b.max_topic_length = checkedRange<uint32_t>(
+      "max_topic_length", absl::GetFlag(FLAGS_max_topic_length), 1, 65535);
+  b.max_topic_levels = checkedRange<uint32_t>(
+      "max_topic_levels", absl::GetFlag(FLAGS_max_topic_levels), 0, 65535);
+  b.max_subscriptions_per_client = checkedRange<uint32_t>(
+      "max_subscriptions_per_client", absl::GetFlag(FLAGS_max_subscriptions_per_client), 0,
+      100000000);
+  b.max_publish_rate = checkedRange<uint32_t>(
+      "max_publish_rate", absl::GetFlag(FLAGS_max_publish_rate), 0, 10000000);
   if (const std::string path = absl::GetFlag(FLAGS_password_file); !path.empty()) {
     auto passwords = gannet::auth::PasswordFile::load(path);
     if (!passwords.ok()) usageError(absl::StrCat("--password_file: ", passwords.status().message()));
     b.passwords = std::move(*passwords);
+  }
+  if (const std::string path = absl::GetFlag(FLAGS_acl_file); !path.empty()) {
+    auto acl = gannet::auth::Acl::load(path);
+    if (!acl.ok()) usageError(absl::StrCat("--acl_file: ", acl.status().message()));
+    b.acl = std::move(*acl);
+  }
+  o.password_file = absl::GetFlag(FLAGS_password_file);
+  o.mqtts_listen = absl::GetFlag(FLAGS_mqtts_listen);
+  o.ws_listen = absl::GetFlag(FLAGS_ws_listen);
+  o.wss_listen = absl::GetFlag(FLAGS_wss_listen);
+  for (const auto& [name, value] : {std::pair<const char*, const std::string&>{"mqtts_listen", o.mqtts_listen},
+                                    {"ws_listen", o.ws_listen},
+                                    {"wss_listen", o.wss_listen}}) {
+    if (value.empty()) continue;
+    if (auto a = gannet::net::parseHostPort(value); !a.ok()) {
+      usageError(absl::StrCat("--", name, ": ", a.status().message()));
+    }
+  }
+  o.tls.cert_file = absl::GetFlag(FLAGS_tls_cert_file);
+  o.tls.key_file = absl::GetFlag(FLAGS_tls_key_file);
+  o.tls.ca_file = absl::GetFlag(FLAGS_tls_ca_file);
+  o.tls.min_version = absl::GetFlag(FLAGS_tls_min_version);
+  o.tls.ciphers = absl::GetFlag(FLAGS_tls_ciphers);
+  o.tls.ciphersuites = absl::GetFlag(FLAGS_tls_ciphersuites);
+  b.tls_identity_as_username = absl::GetFlag(FLAGS_tls_use_identity_as_username);
+  const bool tls_listener = !o.mqtts_listen.empty() || !o.wss_listen.empty();
+  if (tls_listener) {
+    if (o.tls.cert_file.empty() || o.tls.key_file.empty()) {
+      usageError("--mqtts_listen / --wss_listen need --tls_cert_file and --tls_key_file");
+    }
+    // Every file and setting checked now: a bad one stops the start, clearly.
+    if (auto tls = gannet::net::TlsContext::load(o.tls); !tls.ok()) {
+      usageError(std::string(tls.status().message()));
+    }
+  } else if (!o.tls.cert_file.empty() || !o.tls.key_file.empty() || !o.tls.ca_file.empty()) {
+    usageError("--tls_* files are for --mqtts_listen / --wss_listen: give one of them");
+  }
+  if (b.tls_identity_as_username && o.tls.ca_file.empty()) {
+    usageError("--tls_use_identity_as_username needs --tls_ca_file (client certificates)");
   }
   const std::string anonymous = absl::GetFlag(FLAGS_allow_anonymous);
   if (anonymous.empty()) {
@@ -331,6 +439,7 @@ int main(int argc, char** argv) {
   sigemptyset(&signals);
   sigaddset(&signals, SIGTERM);
   sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGHUP);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
   signal(SIGPIPE, SIG_IGN);
 
@@ -347,6 +456,13 @@ int main(int argc, char** argv) {
   while (true) {
     timespec wait{0, 100 * 1000 * 1000};
     const int sig = sigtimedwait(&signals, nullptr, &wait);
+    if (sig == SIGHUP) {
+      // TLS certificate, password file, ACL file: read again; connected
+      // clients stay connected. A file that fails keeps the previous one.
+      log.info("received SIGHUP: reloading");
+      if (node.reload().ok()) log.info("reload done");
+      continue;
+    }
     if (sig == SIGTERM && node.clustered() && !node.draining()) {
       log.info("received SIGTERM: draining");
       node.requestDrain();

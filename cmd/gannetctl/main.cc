@@ -1,8 +1,13 @@
-// gannetctl: operator commands against a running gannet node's cluster port.
+// gannetctl: operator commands against a running gannet node's cluster port,
+// and two that need no node: doctor (an MQTT client that says why clients cannot
+// connect) and passwd (writes password files).
 //
 //   gannetctl --server=HOST:PORT --cluster_secret_file=FILE status
+//   gannetctl doctor HOST:PORT [--tls ...]
+//   gannetctl passwd FILE USER [PASSWORD]
 //
-// Exit status: 0 done, 1 the node could not be reached or refused, 2 usage.
+// Exit status: 0 done, 1 the node could not be reached or refused (doctor: a
+// problem was found), 2 usage.
 
 #include <cstdio>
 #include <cstdlib>
@@ -18,6 +23,8 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "cluster/admin_client.h"
+#include "cmd/gannetctl/doctor.h"
+#include "cmd/gannetctl/passwd.h"
 
 ABSL_FLAG(std::string, server, "127.0.0.1:7946", "A gannet node's --cluster_listen, HOST:PORT");
 ABSL_FLAG(std::string, cluster_secret, "", "The cluster secret (prefer --cluster_secret_file)");
@@ -27,6 +34,18 @@ ABSL_FLAG(std::string, tls_cert_file, "",
           "PEM certificate for a node with --cluster_tls_* set (signed by its CA)");
 ABSL_FLAG(std::string, tls_key_file, "", "PEM private key of --tls_cert_file");
 ABSL_FLAG(std::string, tls_ca_file, "", "PEM CA that signed the node's certificate");
+
+// doctor
+ABSL_FLAG(bool, tls, false, "doctor: connect with TLS");
+ABSL_FLAG(std::string, cafile, "",
+          "doctor: PEM CA to verify the server's certificate (default: the system's CAs)");
+ABSL_FLAG(std::string, cert, "", "doctor: PEM client certificate for mutual TLS (with --key)");
+ABSL_FLAG(std::string, key, "", "doctor: PEM private key of --cert");
+ABSL_FLAG(bool, insecure, false, "doctor: do not verify the server's certificate");
+ABSL_FLAG(std::optional<std::string>, user, std::nullopt, "doctor: MQTT user name");
+ABSL_FLAG(std::optional<std::string>, password, std::nullopt, "doctor: MQTT password");
+ABSL_FLAG(double, timeout, 5, "doctor: seconds to wait in each step");
+ABSL_FLAG(std::string, mqtt_version, "3.1.1", "doctor: MQTT version, 3.1.1 or 5");
 
 namespace {
 
@@ -56,7 +75,8 @@ std::string ago(int64_t ms) {
 
 std::optional<gannet::cluster::TlsMaterial> tls() {
   gannet::cluster::TlsFiles files{absl::GetFlag(FLAGS_tls_cert_file),
-                                  absl::GetFlag(FLAGS_tls_key_file), absl::GetFlag(FLAGS_tls_ca_file)};
+                                  absl::GetFlag(FLAGS_tls_key_file),
+                                  absl::GetFlag(FLAGS_tls_ca_file)};
   if (!files.enabled()) return std::nullopt;
   auto m = gannet::cluster::loadTls(files, "tls_");
   if (!m.ok()) usageError(std::string(m.status().message()));
@@ -73,13 +93,12 @@ int status() {
   std::printf("%-5s %-24s %-12s %-15s %-11s %-11s %-7s %-9s %s\n", "node", "cluster address",
               "state", "incarnation", "last heard", "connections", "routes", "sessions", "mqtt");
   for (const auto& m : *members) {
-    std::printf("%-5u %-24s %-12s %-15llu %-11s %-11llu %-7llu %-9llu %s\n", m.node_id,
-                m.cluster_address.c_str(), m.state.c_str(),
-                static_cast<unsigned long long>(m.incarnation), ago(m.last_heard_ms_ago).c_str(),
-                static_cast<unsigned long long>(m.connections),
-                static_cast<unsigned long long>(m.routes),
-                static_cast<unsigned long long>(m.sessions),
-                m.mqtt_address.empty() ? "-" : m.mqtt_address.c_str());
+    std::printf(
+        "%-5u %-24s %-12s %-15llu %-11s %-11llu %-7llu %-9llu %s\n", m.node_id,
+        m.cluster_address.c_str(), m.state.c_str(), static_cast<unsigned long long>(m.incarnation),
+        ago(m.last_heard_ms_ago).c_str(), static_cast<unsigned long long>(m.connections),
+        static_cast<unsigned long long>(m.routes), static_cast<unsigned long long>(m.sessions),
+        m.mqtt_address.empty() ? "-" : m.mqtt_address.c_str());
   }
   return 0;
 }
@@ -96,6 +115,41 @@ int drain() {
   return 0;
 }
 
+int doctor(const std::vector<char*>& args) {
+  if (args.size() != 3) usageError("usage: gannetctl doctor HOST:PORT [--tls ...]");
+  auto where = gannet::ctl::splitHostPort(args[2]);
+  if (!where.ok()) usageError(std::string(where.status().message()));
+  auto version = gannet::ctl::parseMqttVersion(absl::GetFlag(FLAGS_mqtt_version));
+  if (!version.ok()) usageError(std::string(version.status().message()));
+  gannet::ctl::DoctorOptions o;
+  o.host = where->first;
+  o.port = where->second;
+  o.tls = absl::GetFlag(FLAGS_tls);
+  o.cafile = absl::GetFlag(FLAGS_cafile);
+  o.cert = absl::GetFlag(FLAGS_cert);
+  o.key = absl::GetFlag(FLAGS_key);
+  o.insecure = absl::GetFlag(FLAGS_insecure);
+  o.user = absl::GetFlag(FLAGS_user);
+  o.password = absl::GetFlag(FLAGS_password);
+  o.timeout_s = absl::GetFlag(FLAGS_timeout);
+  o.version = *version;
+  if (!(o.timeout_s > 0 && o.timeout_s <= 3600)) usageError("--timeout: seconds, more than 0");
+  if (o.cert.empty() != o.key.empty()) usageError("--cert and --key go together");
+  if (!o.tls && (!o.cafile.empty() || !o.cert.empty() || o.insecure)) {
+    usageError("--cafile, --cert, --key and --insecure need --tls");
+  }
+  if (o.password && !o.user) usageError("--password needs --user");
+  return gannet::ctl::runDoctor(o, stdout);
+}
+
+int passwd(const std::vector<char*>& args) {
+  if (args.size() != 4 && args.size() != 5)
+    usageError("usage: gannetctl passwd FILE USER [PASSWORD]");
+  std::optional<std::string> password;
+  if (args.size() == 5) password = args[4];
+  return gannet::ctl::runPasswd(args[2], args[3], std::move(password));
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -107,10 +161,20 @@ int main(int argc, char** argv) {
       "           suspect, dead, unreachable), incarnation, last heard, connections,\n"
       "           routes, sessions\n"
       "  drain    hand the node's sessions to its peers, disconnect its clients (MQTT 5:\n"
-      "           0x9C with a Server Reference) and stop it (exit 0), like SIGTERM");
+      "           0x9C with a Server Reference) and stop it (exit 0), like SIGTERM\n"
+      "  doctor HOST:PORT [--tls [--cafile=F] [--cert=F --key=F] [--insecure]]\n"
+      "           [--user=U --password=P] [--timeout=SECONDS] [--mqtt_version=3.1.1|5]\n"
+      "           connect as an MQTT client would and say what stops clients and how to\n"
+      "           fix it (exit 0 all well, 1 a problem found)\n"
+      "  passwd FILE USER [PASSWORD]\n"
+      "           add or update USER in a Mosquitto-format password file ($7$ PBKDF2);\n"
+      "           without PASSWORD: prompted twice on a terminal, else one line of stdin");
   std::vector<char*> args = absl::ParseCommandLine(argc, argv);
-  if (args.size() != 2) usageError("expected one command: status or drain");
+  if (args.size() < 2) usageError("expected a command: status, drain, doctor or passwd");
   const std::string command = args[1];
+  if (command == "doctor") return doctor(args);
+  if (command == "passwd") return passwd(args);
+  if (args.size() != 2) usageError(absl::StrCat("'", command, "' takes no arguments"));
   if (command == "status") return status();
   if (command == "drain") return drain();
   usageError(absl::StrCat("unknown command '", command, "'"));

@@ -63,6 +63,14 @@ SPEC = {
     "gannet_sent_bytes_total": ("counter", {}),
     "gannet_messages_dropped_total": ("counter", {"reason": _DROPPED}),
     "gannet_protocol_errors_total": ("counter", {}),
+    # Limits
+    "gannet_connections_rejected_total": ("counter", {"reason": {
+        "max_connections", "max_connections_per_ip", "connect_rate", "overload",
+        "connect_timeout"}}),
+    "gannet_limit_refusals_total": ("counter", {"limit": {
+        "max_packet_size", "max_topic_length", "max_topic_levels",
+        "max_subscriptions_per_client", "max_publish_rate"}}),
+    "gannet_overloaded": ("gauge", {}),
     # Sessions, subscriptions, queues
     "gannet_sessions": ("gauge", {"state": {"connected", "offline"}}),
     "gannet_subscriptions": ("gauge", {}),

@@ -5,6 +5,8 @@
 
 #include <gtest/gtest.h>
 
+#include "absl/strings/escaping.h"
+
 namespace gannet::auth {
 namespace {
 
@@ -52,6 +54,39 @@ TEST(PasswordFileTest, DamagedLinesAreRefusedWithTheirNumber) {
   auto f = PasswordFile::parse(twice, "pw");
   ASSERT_FALSE(f.ok());
   EXPECT_NE(f.status().message().find("twice"), std::string::npos) << f.status();
+}
+
+TEST(HashPasswordTest, MatchesMosquittoPasswdForTheSameSalt) {
+  // alice's line of kFile, made by mosquitto_passwd: same salt → the same bytes.
+  std::string salt;
+  ASSERT_TRUE(absl::Base64Unescape("Zf8MEldqJJHw53mC", &salt));
+  auto line = hashPasswordWithSalt("s3cret", salt);
+  ASSERT_TRUE(line.ok()) << line.status();
+  EXPECT_EQ(*line,
+            "$7$101$Zf8MEldqJJHw53mC$MpLAehrIB+vLMbHr3ZTJaD9MejipEEMpy0Mr3XDFwosi9WLSLlS8LeiMJYKv99"
+            "S/GPy3bxf7UdNK4BmrOFJ64A==");
+}
+
+TEST(HashPasswordTest, FreshSaltsAndTheParserAcceptsTheLine) {
+  auto a = hashPassword("pa:ss$word");
+  auto b = hashPassword("pa:ss$word");
+  ASSERT_TRUE(a.ok() && b.ok());
+  EXPECT_NE(*a, *b);                       // a new random salt each time
+  EXPECT_EQ(a->rfind("$7$101$", 0), 0u);
+  EXPECT_EQ(a->substr(7, 17).back(), '$');  // 12 salt bytes → 16 base64 characters
+  auto f = PasswordFile::parse("carol:" + *a + "\n", "pw");
+  ASSERT_TRUE(f.ok()) << f.status();
+  EXPECT_TRUE((*f)->check("carol", "pa:ss$word"));
+  EXPECT_FALSE((*f)->check("carol", "pa:ss$wor"));
+}
+
+TEST(HashPasswordTest, UserNamesThatCannotBeWritten) {
+  EXPECT_EQ(invalidUserName("alice"), "");
+  EXPECT_EQ(invalidUserName("a b.c@d"), "");
+  EXPECT_NE(invalidUserName(""), "");
+  EXPECT_NE(invalidUserName("a:b"), "");
+  EXPECT_NE(invalidUserName("a\nb"), "");
+  EXPECT_NE(invalidUserName("#a"), "");
 }
 
 TEST(PasswordFileTest, AMissingFileIsNotFound) {
