@@ -27,8 +27,12 @@
 # Every broker is started fresh for every scenario on 127.0.0.1 and a free port,
 # and stopped at the end (trap). Ratios are gannet / mosquitto; the metric column
 # says whether higher or lower is better. --nice=-10 runs brokers and load
-# generator at a higher priority than other work on a shared machine (root only).
+# generator at a higher priority than other work on a shared machine (root only;
+# with autogroups, in a session of its own: see prioritize in bench_lib.sh).
 set -uo pipefail
+# freePort, stopBroker, rssKb, kv, medianLine, fmt, ratio
+# shellcheck source=bench_lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/bench_lib.sh"
 
 usage() { awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; }
 
@@ -81,6 +85,8 @@ done
 if ! [[ $NICE =~ ^-?[0-9]+$ ]] || ((NICE < -20 || NICE > 19)); then
   die "--nice: expected -20..19"
 fi
+# With autogroups, --nice needs a session of its own (bench_lib.sh).
+prioritize "$NICE" "$0" "$@"
 for s in ${SCENARIOS//,/ }; do
   case "$s" in
     connect|fanin_q0|fanin_q1|fanout|latency|fanin_q1_persist) ;;
@@ -144,26 +150,9 @@ fi
 RAW=$BUILD_DIR/benchmarks/compare-last.txt
 : >"$RAW"
 BROKER_PID=
-cleanup() {
-  if [[ -n $BROKER_PID ]]; then
-    kill -TERM "$BROKER_PID" 2>/dev/null
-    for _ in $(seq 50); do kill -0 "$BROKER_PID" 2>/dev/null || break; sleep 0.1; done
-    kill -KILL "$BROKER_PID" 2>/dev/null
-    wait "$BROKER_PID" 2>/dev/null
-    BROKER_PID=
-  fi
-}
+cleanup() { stopBroker; }
 trap 'cleanup; rm -rf "$WORK" "$DATA_ROOT"' EXIT
 trap 'exit 130' INT TERM
-
-# A port nobody listens on. Racy by nature; startBroker retries if bind fails.
-freePort() {
-  local port
-  while true; do
-    port=$((20000 + RANDOM % 30000))
-    ss -Htan "sport = :$port" 2>/dev/null | grep -q . || { echo "$port"; return; }
-  done
-}
 
 # startBroker BROKER TABLE [PERSIST [GANNET_EXTRA]]: starts it in the background,
 # sets BROKER_PID and PORT. PERSIST=1: Mosquitto with `persistence true`.
@@ -231,9 +220,6 @@ EOF
   done
   return 1
 }
-
-rssKb() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status" 2>/dev/null; }
-kv() { sed -n "s/.* $2=\([^ ]*\).*/\1/p" <<<"$1"; }
 
 declare -A RESULT   # [table|run|scenario] = RESULT line of the load generator
 declare -A RSS      # [table|broker] = KiB per idle connection
@@ -311,23 +297,6 @@ runScenario() {
   printf '  %-18s %-16s %s\n' "$run" "$scenario" "$(grep -v '^RESULT\|^HOLDING' "$out" | head -1)"
 }
 
-# medianLine LINES KEY: of the RESULT lines (one per run), the one whose KEY is
-# the median (the lower middle one for an even count).
-medianLine() {
-  local lines=$1 key=$2
-  while IFS= read -r l; do
-    [[ -n $l ]] && printf '%s\t%s\n' "$(kv "$l" "$key")" "$l"
-  done <<<"$lines" | sort -g -k1,1 | awk -F'\t' '{ v[NR] = $2 } END { print v[int((NR + 1) / 2)] }'
-}
-
-fmt() {  # fmt VALUE DECIMALS: "-" when empty
-  if [[ -z $1 ]]; then echo "-"; else awk -v v="$1" -v d="$2" 'BEGIN { printf "%.*f", d, v }'; fi
-}
-ratio() {
-  if [[ -z $1 || -z $2 ]]; then echo "-"; else
-    awk -v a="$1" -v b="$2" 'BEGIN { if (b == 0) print "-"; else printf "%.2f", a / b }'
-  fi
-}
 row() { printf '%-16s %-30s %12s %12s %7s\n' "$@"; }
 
 # metricRow TABLE SCENARIO LABEL KEY DECIMALS [GANNET_RUN]

@@ -29,7 +29,9 @@ void prepare(grpc::ClientContext& ctx, const std::string& secret, int64_t timeou
 absl::Status failure(const std::string& server, const grpc::Status& s) {
   const std::string what = absl::StrCat(server, ": ", s.error_message());
   switch (s.error_code()) {
-    case grpc::StatusCode::UNAUTHENTICATED: return absl::UnauthenticatedError(what);
+    case grpc::StatusCode::UNAUTHENTICATED:
+      return absl::UnauthenticatedError(
+          absl::StrCat(server, " refused the call: ", s.error_message()));
     case grpc::StatusCode::DEADLINE_EXCEEDED:
     case grpc::StatusCode::UNAVAILABLE:
       return absl::UnavailableError(
@@ -54,6 +56,21 @@ absl::StatusOr<uint64_t> startDrain(const std::string& server, const std::string
                                                  reply.sessions(), " sessions when it started)"));
   }
   return reply.sessions();
+}
+
+absl::StatusOr<KickReplyView> kickClient(const std::string& server, const std::string& secret,
+                                         const std::string& client_id, bool end_session,
+                                         int64_t timeout_ms,
+                                         const std::optional<TlsMaterial>& tls) {
+  auto stub = adminpb::Admin::NewStub(grpc::CreateChannel(server, channelCredentials(tls)));
+  grpc::ClientContext ctx;
+  prepare(ctx, secret, timeout_ms);
+  adminpb::KickRequest request;
+  request.set_client_id(client_id);
+  request.set_end_session(end_session);
+  adminpb::KickReply reply;
+  if (grpc::Status s = stub->Kick(&ctx, request, &reply); !s.ok()) return failure(server, s);
+  return KickReplyView{reply.connected(), reply.session_found(), reply.session_ended()};
 }
 
 absl::StatusOr<std::vector<MemberStatusView>> fetchStatus(const std::string& server,

@@ -38,4 +38,19 @@ absl::StatusOr<std::vector<MemberStatusView>> fetchStatus(const std::string& ser
 absl::StatusOr<uint64_t> startDrain(const std::string& server, const std::string& secret,
                                     int64_t timeout_ms, const std::optional<TlsMaterial>& tls);
 
+// What `server` did for a kick (see proto/admin.proto Kick).
+struct KickReplyView {
+  bool connected = false;      // the client was connected there; disconnected now
+  bool session_found = false;  // that node held its session
+  bool session_ended = false;  // and it ended
+};
+
+// Asks `server` to disconnect the client `client_id` if it is connected there
+// (with `end_session`: and to end its session there). Unavailable when nothing
+// answers; Unauthenticated for a wrong secret.
+absl::StatusOr<KickReplyView> kickClient(const std::string& server, const std::string& secret,
+                                         const std::string& client_id, bool end_session,
+                                         int64_t timeout_ms,
+                                         const std::optional<TlsMaterial>& tls);
+
 }  // namespace gannet::cluster

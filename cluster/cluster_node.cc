@@ -211,6 +211,9 @@ class ClusterNode::LinkService final : public clusterpb::Cluster::Service {
 
 // --- admin API (gannetctl) ---
 
+// Every method starts with authenticate(): the admin token (cluster/auth.h)
+// is checked before anything else, for each call (a new method must do the
+// same; tests/cluster/test_admin_kick.py calls each one with a wrong secret).
 class ClusterNode::AdminService final : public adminpb::Admin::Service {
  public:
   explicit AdminService(ClusterNode& node) : node_(node) {}
@@ -221,6 +224,27 @@ class ClusterNode::AdminService final : public adminpb::Admin::Service {
     uint64_t sessions = 0;
     reply->set_already_draining(!node_.host_.startDrain(&sessions));
     reply->set_sessions(sessions);
+    return grpc::Status::OK;
+  }
+
+  grpc::Status Kick(grpc::ServerContext* ctx, const adminpb::KickRequest* request,
+                    adminpb::KickReply* reply) override {
+    if (grpc::Status s = authenticate(ctx); !s.ok()) return s;
+    if (request->client_id().empty()) {
+      return {grpc::StatusCode::INVALID_ARGUMENT, "kick: the client id is empty"};
+    }
+    absl::StatusOr<KickOutcome> done =
+        node_.host_.kick(request->client_id(), request->end_session());
+    if (!done.ok()) {
+      // Not UNAVAILABLE: the node answered (gannetctl says "no answer" for that).
+      return {grpc::StatusCode::ABORTED, std::string(done.status().message())};
+    }
+    log().info("admin: kick '{}'{}: {}", request->client_id(),
+               request->end_session() ? " (end session)" : "",
+               done->connected ? "disconnected" : "not connected here");
+    reply->set_connected(done->connected);
+    reply->set_session_found(done->session_found);
+    reply->set_session_ended(done->session_ended);
     return grpc::Status::OK;
   }
 

@@ -101,6 +101,13 @@ struct LinkStats {
   base::HistogramSnapshot forward_duration;
 };
 
+// What ClusterHost::kick did on this node (proto adminpb.KickReply).
+struct KickOutcome {
+  bool connected = false;      // the client was connected here and is disconnected
+  bool session_found = false;  // this node held its session
+  bool session_ended = false;  // and it ended
+};
+
 // What the node running the cluster layer tells it, and is told by it.
 // Thread-safe: called from the cluster's threads.
 class ClusterHost {
@@ -112,6 +119,10 @@ class ClusterHost {
   // gannetctl drain: start draining (false: it already is). `sessions`: how
   // many it has to hand over.
   virtual bool startDrain(uint64_t* sessions) = 0;
+  // gannetctl kick: disconnects the client with `client_id` if it is connected
+  // here and, with `end_session`, ends its session here. Blocks the calling
+  // (gRPC) thread until done; Unavailable when it did not finish in time.
+  virtual absl::StatusOr<KickOutcome> kick(const std::string& client_id, bool end_session) = 0;
   // Node `node` is draining and asks this node to take over its session of
   // `client_id` (claim it like a connect, without a client).
   virtual void onSessionPull(uint32_t node, std::string client_id) = 0;

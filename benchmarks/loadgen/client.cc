@@ -28,6 +28,8 @@ Client::~Client() {
 
 void Client::open(uint16_t keepalive_s, bool clean_session, const Endpoint* endpoint) {
   const Endpoint& ep = endpoint != nullptr ? *endpoint : worker_.endpoint();
+  endpoint_ = &ep;
+  if (ep.tls != nullptr) tls_ = std::make_unique<TlsSession>(*ep.tls);
   fd_ = ::socket(ep.addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   if (fd_ < 0) {
     lose(std::string("socket(): ") + std::strerror(errno));
@@ -55,7 +57,17 @@ void Client::open(uint16_t keepalive_s, bool clean_session, const Endpoint* endp
 }
 
 void Client::disconnect() {
-  if (state_ == State::kAwaitConnack || state_ == State::kOpen) {
+  if (tls_ != nullptr) {
+    // A partly sent record cannot be cut short: when blocked, just close.
+    if (state_ == State::kOpen && !blocked_) {
+      wire::appendDisconnect(out_);
+      flushTls();
+      if (tls_ != nullptr) {
+        tls_->shutdown();  // close_notify
+        flushTls();
+      }
+    }
+  } else if (state_ == State::kAwaitConnack || state_ == State::kOpen) {
     if (blocked_) out_.clear();
     wire::appendDisconnect(out_);
     blocked_ = false;
@@ -72,6 +84,9 @@ void Client::close() {
   out_.shrinkIfEmpty();
   in_.clear();
   in_.shrinkIfEmpty();
+  tls_.reset();
+  wire_out_.clear();
+  wire_out_.shrinkIfEmpty();
 }
 
 void Client::setReceiveLowWater(int bytes) {
@@ -122,7 +137,7 @@ void Client::onEvents(uint32_t events) {
   if (state_ == State::kClosed) return;
   if ((events & EPOLLOUT) && blocked_) {
     blocked_ = false;
-    if (!out_.empty()) markDirty();
+    if (!out_.empty() || !wire_out_.empty()) markDirty();
     listener_.onWritable(*this);
   }
 }
@@ -132,24 +147,54 @@ void Client::finishTcpConnect() {
   socklen_t len = sizeof(err);
   if (getsockopt(fd_, SOL_SOCKET, SO_ERROR, &err, &len) != 0) err = errno;
   if (err != 0) {
-    lose("cannot connect to " + worker_.endpoint().text + ": " + std::strerror(err) +
+    lose("cannot connect to " + endpoint_->text + ": " + std::strerror(err) +
          (err == ECONNREFUSED ? " (is the broker listening?)" : ""));
     return;
   }
   state_ = State::kAwaitConnack;
   blocked_ = false;
-  markDirty();  // CONNECT is queued
+  if (tls_ != nullptr) {
+    std::string why;
+    if (tls_->handshake(&why) == TlsSession::Step::kFailed) {  // queues the ClientHello
+      lose(why);
+      return;
+    }
+  }
+  markDirty();  // CONNECT (TLS: the ClientHello) is queued
 }
 
 void Client::flush() {
   dirty_ = false;
-  if (fd_ < 0 || blocked_ || out_.empty()) return;
-  ssize_t n = ::send(fd_, out_.data(), out_.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
+  if (fd_ < 0 || blocked_) return;
+  if (tls_ != nullptr) {
+    flushTls();
+  } else if (!out_.empty()) {
+    sendFrom(out_);
+  }
+}
+
+void Client::flushTls() {
+  // The handshake's own messages are in the session's output already; MQTT
+  // bytes wait in out_ until it is done.
+  if (tls_->handshakeDone() && !out_.empty()) {
+    std::string why;
+    if (!tls_->write(out_.data(), out_.size(), &why)) {
+      lose(why);
+      return;
+    }
+    out_.clear();
+  }
+  tls_->drainOutput(wire_out_);
+  if (!wire_out_.empty()) sendFrom(wire_out_);
+}
+
+void Client::sendFrom(ByteBuffer& buf) {
+  ssize_t n = ::send(fd_, buf.data(), buf.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
   if (n > 0) {
-    out_.consume(static_cast<size_t>(n));
+    buf.consume(static_cast<size_t>(n));
     last_write_ns_ = worker_.now();
     // A short write means the socket buffer is full: EPOLLOUT will say when not.
-    if (!out_.empty()) blocked_ = true;
+    if (!buf.empty()) blocked_ = true;
   } else if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
     blocked_ = true;
   } else if (n < 0 && errno == EINTR) {
@@ -173,15 +218,8 @@ void Client::readSome() {
     if (n > 0) {
       const int64_t now = monotonicNs();
       const size_t len = static_cast<size_t>(n);
-      if (in_.empty()) {
-        size_t used = consume(buf, len, now);
-        if (state_ == State::kClosed) return;
-        if (used < len) in_.append(buf + used, len - used);
-      } else {
-        in_.append(buf, len);
-        size_t used = consume(in_.data(), in_.size(), now);
-        if (state_ == State::kClosed) return;
-        in_.consume(used);
+      if (tls_ != nullptr ? !onCiphertext(buf, len, cap, now) : !onPlaintext(buf, len, now)) {
+        return;
       }
       if (len < cap) return;  // drained; edge-triggered epoll reports new bytes
       continue;
@@ -198,6 +236,51 @@ void Client::readSome() {
   }
   // Budget used up with bytes left: finish in this iteration, after the others.
   worker_.readAgain(this);
+}
+
+bool Client::onPlaintext(const char* buf, size_t len, int64_t now_ns) {
+  if (in_.empty()) {
+    size_t used = consume(buf, len, now_ns);
+    if (state_ == State::kClosed) return false;
+    if (used < len) in_.append(buf + used, len - used);
+  } else {
+    in_.append(buf, len);
+    size_t used = consume(in_.data(), in_.size(), now_ns);
+    if (state_ == State::kClosed) return false;
+    in_.consume(used);
+  }
+  return true;
+}
+
+bool Client::onCiphertext(char* buf, size_t len, size_t cap, int64_t now_ns) {
+  if (!tls_->feed(buf, len)) {
+    lose("TLS: out of memory");
+    return false;
+  }
+  // `buf` is free again: the session copied the ciphertext.
+  std::string why;
+  if (!tls_->handshakeDone()) {
+    const TlsSession::Step step = tls_->handshake(&why);
+    if (step == TlsSession::Step::kFailed) {
+      lose(why);
+      return false;
+    }
+    // The next handshake flight, or (done) the Finished with CONNECT behind it.
+    if (step == TlsSession::Step::kDone || tls_->hasOutput()) markDirty();
+    if (step == TlsSession::Step::kWantMore) return true;
+  }
+  TlsSession::Step step;
+  do {
+    size_t got = 0;
+    step = tls_->read(buf, cap, &got, &why);
+    if (got > 0 && !onPlaintext(buf, got, now_ns)) return false;
+    if (step == TlsSession::Step::kFailed) {
+      lose(why);
+      return false;
+    }
+  } while (step == TlsSession::Step::kDone);
+  if (tls_->hasOutput()) markDirty();  // e.g. the answer to a key update
+  return true;
 }
 
 size_t Client::consume(const char* data, size_t len, int64_t now_ns) {

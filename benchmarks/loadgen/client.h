@@ -1,6 +1,7 @@
 #pragma once
 // One MQTT client connection of the load generator: a non-blocking TCP socket,
-// its input and output bytes, and the packet split.
+// optionally a TLS session over it (--tls), its input and output bytes, and
+// the packet split.
 //
 // Owned by a Worker, which creates it, registers it with its epoll set and
 // destroys it at the end of the run; lives on that worker's thread only. What
@@ -8,15 +9,24 @@
 // per-worker driver). Output is appended to out() during an iteration and
 // written by the Worker once per iteration (markDirty()), so that a socket sees
 // one write per loop iteration however many packets were queued.
+//
+// With TLS, out() still holds plaintext: flush() encrypts all of it in one
+// SSL_write (records of up to 16 KiB) and sends the ciphertext in one send();
+// what the socket did not take waits in wire_out_. CONNECT waits in out() until
+// the handshake is done, and the handshake counts in the connect time (from
+// open() to CONNACK). Without TLS none of this runs: one null test per
+// read and per flush.
 
 #include <sys/socket.h>
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <string_view>
 
 #include "benchmarks/loadgen/byte_buffer.h"
 #include "benchmarks/loadgen/mqtt_wire.h"
+#include "benchmarks/loadgen/tls_client.h"
 
 namespace gannet::loadgen {
 
@@ -41,6 +51,7 @@ class Client {
     virtual void onLost(Client& client, std::string_view why) = 0;
   };
 
+  // kAwaitConnack covers the TLS handshake too.
   enum class State { kIdle, kTcpConnecting, kAwaitConnack, kOpen, kClosed };
 
   // `index` is the listener's own number for this client.
@@ -49,7 +60,7 @@ class Client {
   Client(const Client&) = delete;
   Client& operator=(const Client&) = delete;
 
-  // Starts the TCP connect and queues CONNECT (cleanSession=1 unless
+  // Starts the TCP connect (and TLS, if the endpoint has a context) and queues CONNECT (cleanSession=1 unless
   // `clean_session` is false). On failure the client is lost.
   // Connects to `endpoint` (null: the worker's).
   void open(uint16_t keepalive_s, bool clean_session = true, const Endpoint* endpoint = nullptr);
@@ -95,6 +106,12 @@ class Client {
 
  private:
   void finishTcpConnect();
+  void sendFrom(ByteBuffer& buf);
+  void flushTls();
+  // Bytes read from the socket: plaintext, or ciphertext to decrypt first (in
+  // place: `buf` is the worker's scratch). False if the client was lost.
+  bool onPlaintext(const char* buf, size_t len, int64_t now_ns);
+  bool onCiphertext(char* buf, size_t len, size_t cap, int64_t now_ns);
   // Parses whole packets from `data`; returns how many bytes were consumed.
   size_t consume(const char* data, size_t len, int64_t now_ns);
   bool dispatch(const wire::Packet& packet, int64_t now_ns);
@@ -115,6 +132,9 @@ class Client {
   int64_t last_write_ns_ = 0;
   ByteBuffer in_;  // an incomplete trailing packet only
   ByteBuffer out_;
+  const Endpoint* endpoint_ = nullptr;  // of open()
+  std::unique_ptr<TlsSession> tls_;     // --tls only
+  ByteBuffer wire_out_;                 // TLS: ciphertext the socket has not taken yet
 };
 
 }  // namespace gannet::loadgen

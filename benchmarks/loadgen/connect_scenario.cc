@@ -169,6 +169,10 @@ int runConnectScenario(const Options& o, const Endpoint& endpoint) {
       .add("hold_s", o.hold, 1)
       .add("threads", static_cast<int64_t>(threads));
   addCpuFields(r, before, connected, threads);
+  if (endpoint.tls != nullptr) {
+    const std::string tls = endpoint.tls->negotiated();
+    r.add("tls", tls.empty() ? std::string_view("none") : std::string_view(tls));
+  }
   std::printf("%s\n", r.str().c_str());
   std::printf(
       "connect: %s connections in %.2f s = %s conn/s (handshake p50 %.0f us, p99 %.0f us), "

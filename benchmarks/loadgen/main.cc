@@ -7,10 +7,12 @@
 
 #include <cstdio>
 #include <cstring>
+#include <memory>
 #include <string>
 
 #include "benchmarks/loadgen/options.h"
 #include "benchmarks/loadgen/scenarios.h"
+#include "benchmarks/loadgen/tls_client.h"
 #include "benchmarks/loadgen/worker.h"
 
 namespace gannet::loadgen {
@@ -53,8 +55,24 @@ bool ensureDescriptors(rlim_t needed, rlim_t* limit) {
 int run(int argc, char** argv) {
   const Options o = parseOptions(argc, argv);
   signal(SIGPIPE, SIG_IGN);
-  const Endpoint endpoint = resolve(o, o.port);
-  const Endpoint sub_endpoint = resolve(o, o.sub_port != 0 ? o.sub_port : o.port);
+  Endpoint endpoint = resolve(o, o.port);
+  Endpoint sub_endpoint = resolve(o, o.sub_port != 0 ? o.sub_port : o.port);
+  std::unique_ptr<TlsClientContext> tls;
+  if (o.tls) {
+    std::string error;
+    tls = TlsClientContext::create({.host = o.host,
+                                    .ca_file = o.ca_file,
+                                    .cert_file = o.cert_file,
+                                    .key_file = o.key_file,
+                                    .version = o.tls_version,
+                                    .release_buffers = o.scenario == "connect"},
+                                   &error);
+    if (tls == nullptr) {
+      std::fprintf(stderr, "gannet_loadgen: %s\n", error.c_str());
+      return 2;
+    }
+    endpoint.tls = sub_endpoint.tls = tls.get();
+  }
 
   const long long sockets = o.scenario == "connect" ? o.connections
                             : o.scenario == "latency"

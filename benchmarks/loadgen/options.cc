@@ -15,7 +15,7 @@ namespace {
 
 constexpr const char* kUsage = R"(usage: gannet_loadgen --scenario=NAME [flags]
 
-MQTT 3.1.1 load generator (QoS 0/1). Prints one line
+MQTT 3.1.1 load generator (QoS 0/1), over TCP or TLS. Prints one line
 "RESULT key=value ..." for scripts, then one line for people.
 
 Scenarios:
@@ -50,6 +50,14 @@ Flags (--name=value or --name value):
   --max_ahead=50000 (deliveries in flight when unpaced, 0 = no limit)
   --broker_pid=PID (also report the broker's CPU use and disk write_bytes)
   --topic_prefix=lg/<pid>  --persistent[=true|false]
+
+TLS (--tls): every connection runs OpenSSL over its socket (memory BIOs, one
+  send() per flush); a full handshake each time (no session resumption), timed
+  as part of the connection (connect: from TCP connect to CONNACK). RESULT gets
+  tls=VERSION/CIPHER/GROUP/KEY of the first handshake.
+  --tls[=true|false]  --cafile=PEM (verify the broker's certificate, which must
+  name --host; without it the broker is not verified)  --cert=PEM --key=PEM
+  (mutual TLS)  --tls_version=1.2|1.3 (only that one; default either)
 )";
 
 [[noreturn]] void badFlag(const std::string& message) {
@@ -124,9 +132,14 @@ Options parseOptions(int argc, char** argv) {
       {"broker_pid", intFlag("broker_pid", &o.broker_pid, 1, 1LL << 30)},
       {"topic_prefix", [&](std::string_view v) { o.topic_prefix = v; }},
       {"persistent", boolFlag("persistent", &o.persistent)},
+      {"tls", boolFlag("tls", &o.tls)},
+      {"cafile", [&](std::string_view v) { o.ca_file = v; }},
+      {"cert", [&](std::string_view v) { o.cert_file = v; }},
+      {"key", [&](std::string_view v) { o.key_file = v; }},
+      {"tls_version", [&](std::string_view v) { o.tls_version = v; }},
   };
   // Flags that may stand alone: "--persistent" means "--persistent=true".
-  const std::set<std::string, std::less<>> switches = {"persistent"};
+  const std::set<std::string, std::less<>> switches = {"persistent", "tls"};
 
   for (int i = 1; i < argc; ++i) {
     std::string_view arg = argv[i];
@@ -177,6 +190,14 @@ Options parseOptions(int argc, char** argv) {
   if (o.host.empty()) badFlag("--host: empty");
   if (o.persistent && o.scenario == "connect") {
     badFlag("--persistent: only for fanin, fanout and latency (it makes subscribers persistent)");
+  }
+  if (!o.tls && (!o.ca_file.empty() || !o.cert_file.empty() || !o.key_file.empty() ||
+                 !o.tls_version.empty())) {
+    badFlag("--cafile, --cert, --key and --tls_version need --tls");
+  }
+  if (o.cert_file.empty() != o.key_file.empty()) badFlag("--cert and --key go together");
+  if (!o.tls_version.empty() && o.tls_version != "1.2" && o.tls_version != "1.3") {
+    badFlag("--tls_version: expected 1.2 or 1.3, got '" + o.tls_version + "'");
   }
   if (o.topic_prefix.empty()) {
     o.topic_prefix = o.persistent ? "lg/persistent" : "lg/" + std::to_string(getpid());

@@ -37,6 +37,12 @@ struct Options {
   // Subscribers connect with cleanSession=0 and client ids derived from
   // topic_prefix, so that a repeated run resumes the same sessions.
   bool persistent = false;
+  // MQTT over TLS (every connection; the handshake counts in connect times).
+  bool tls = false;
+  std::string ca_file;      // verifies the broker's certificate; empty: not verified
+  std::string cert_file;    // client certificate for mutual TLS (with key_file)
+  std::string key_file;
+  std::string tls_version;  // "1.2" or "1.3"; empty: either
 };
 
 // Parses argv into `options`, filling the scenario defaults. On a bad flag prints

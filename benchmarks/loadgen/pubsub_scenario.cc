@@ -658,6 +658,10 @@ int runPubSubScenario(const Options& o, const Endpoint& endpoint, const Endpoint
   r.add("protocol_errors", static_cast<int64_t>(d.protocol_errors))
       .add("threads", static_cast<int64_t>(threads));
   addCpuFields(r, a, b, threads);
+  if (endpoint.tls != nullptr) {
+    const std::string tls = endpoint.tls->negotiated();
+    r.add("tls", tls.empty() ? std::string_view("none") : std::string_view(tls));
+  }
   std::printf("%s\n", r.str().c_str());
 
   const std::string shape =

@@ -21,11 +21,13 @@
 
 namespace gannet::loadgen {
 
-// Where the broker listens, resolved once by main().
+// Where the broker listens, resolved once by main(), and whether to speak TLS
+// to it (--tls).
 struct Endpoint {
   sockaddr_storage addr{};
   socklen_t len = 0;
-  std::string text;  // "host:port", for messages
+  std::string text;                    // "host:port", for messages
+  const TlsClientContext* tls = nullptr;  // null: plain TCP
 };
 
 class Worker {

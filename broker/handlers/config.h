@@ -6,6 +6,7 @@
 #include <memory>
 
 #include "broker/auth/acl.h"
+#include "broker/auth/enhanced_auth.h"
 #include "broker/auth/password_file.h"
 
 namespace gannet::handlers {
@@ -51,6 +52,9 @@ struct BrokerConfig {
   // no ACL, everything is allowed). Handlers read it only through
   // BrokerContext::acl() (which a reload may point elsewhere).
   std::shared_ptr<const auth::Acl> acl;
+  // MQTT 5 enhanced authentication (auth/enhanced_auth.h); null: none offered
+  // (a CONNECT with an Authentication Method gets 0x8C).
+  std::shared_ptr<const auth::EnhancedAuth> enhanced_auth;
   // --tls_use_identity_as_username: on TLS listeners, the verified client
   // certificate's subject CN is the user name (no password is checked).
   bool tls_identity_as_username = false;

@@ -1,5 +1,6 @@
 #include <algorithm>
 
+#include "absl/strings/str_cat.h"
 #include "base/logging.h"
 #include "broker/codec/encoder.h"
 #include "broker/codec/errors.h"
@@ -49,9 +50,30 @@ absl::Status handleConnect(Client& client, codec::ConnectPacket&& p) {
     return refuseOverloaded(client, p);
   }
 
+  // MQTT 5 enhanced authentication (§4.12), through the hook of
+  // auth/enhanced_auth.h: single-round methods; none offered by default.
+  std::optional<std::string> auth_reply;
+  bool authenticated = false;
   if (v5 && p.properties.authentication_method) {
-    return refuseConnect(client, p, ReasonCode::kBadAuthenticationMethod,
-                  "enhanced authentication is not supported");
+    const std::string& method = *p.properties.authentication_method;
+    const auth::EnhancedAuth* hook = config.enhanced_auth.get();
+    if (hook == nullptr || !hook->supports(method)) {
+      return refuseConnect(client, p, ReasonCode::kBadAuthenticationMethod,
+                           absl::StrCat("authentication method '", method, "' is not offered"));
+    }
+    auth::AuthStep step = hook->start(method, p.properties.authentication_data.value_or(""),
+                                      p.client_id, p.username);
+    if (step.kind == auth::AuthStep::Kind::kContinue) {
+      return refuseConnect(client, p, ReasonCode::kBadAuthenticationMethod,
+                           "multi-step enhanced authentication is not supported");
+    }
+    if (step.kind == auth::AuthStep::Kind::kFail) {
+      return refuseConnect(client, p, static_cast<ReasonCode>(step.reason),
+                           absl::StrCat("authentication method '", method, "' refused"));
+    }
+    if (step.username) p.username = std::move(step.username);
+    auth_reply = std::move(step.data);
+    authenticated = true;
   }
   if (p.will && p.will->retain && !config.retain_available) {
     return refuseConnect(client, p, ReasonCode::kRetainNotSupported, "retain is not available");
@@ -63,7 +85,9 @@ absl::Status handleConnect(Client& client, codec::ConnectPacket&& p) {
   const std::string& listener = client.connection().listener();
   const bool cert_identity =
       config.tls_identity_as_username && (listener == "mqtts" || listener == "wss");
-  if (cert_identity) {
+  if (authenticated) {
+    // The enhanced method decided who this is.
+  } else if (cert_identity) {
     // Mutual TLS: the handshake verified the certificate; its CN is who this is.
     std::string cn = client.connection().peerIdentity();
     if (cn.empty()) {
@@ -165,6 +189,11 @@ absl::Status handleConnect(Client& client, codec::ConnectPacket&& p) {
     ap.maximum_packet_size = config.max_packet_size;
     ap.topic_alias_maximum = config.topic_alias_maximum;
     if (!config.retain_available) ap.retain_available = 0;
+    if (auth_reply) {
+      // §3.2.2.3.17-18: the method, and the server's data when there is some.
+      ap.authentication_method = p.properties.authentication_method;
+      if (!auth_reply->empty()) ap.authentication_data = std::move(*auth_reply);
+    }
     if (assigned) ap.assigned_client_identifier = p.client_id;
     if (cp.session_expiry_interval && *cp.session_expiry_interval > config.max_session_expiry) {
       ap.session_expiry_interval = config.max_session_expiry;

@@ -265,6 +265,14 @@ bool Connection::flush() {
 void Connection::closeAfterFlush(std::string_view why) {
   if (closed_) return;
   std::string reason(why);  // `why` may live in a buffer flush() clears
+  if (!layers_.empty() && encodePending()) {
+    // Each layer's goodbye (WebSocket close frame, TLS close_notify), top first.
+    for (size_t i = layers_.size(); i-- > 0;) {
+      std::string bye;
+      layers_[i]->closing(bye);
+      if (!bye.empty() && !sendFromLayer(i, std::move(bye))) break;
+    }
+  }
   flush();
   if (closed_) return;
   ::shutdown(fd_, SHUT_WR);

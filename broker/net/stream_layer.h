@@ -43,6 +43,12 @@ class StreamLayer {
   // close.
   virtual bool encode(std::string_view in, std::string& down, std::string& why) = 0;
 
+  // The connection is about to close on our side (a protocol error, a
+  // takeover, a drain): appends this layer's goodbye (a WebSocket close frame,
+  // a TLS close_notify), encoded by this layer; the layers below encode it.
+  // Called top layer first, before the last flush.
+  virtual void closing(std::string& down) {}
+
   // Optional: identity the layer learned (the subject CN of a verified TLS
   // client certificate). Empty when none.
   virtual std::string peerIdentity() const { return {}; }

@@ -217,6 +217,14 @@ StreamLayer::Result TlsLayer::decode(std::string_view in, std::string& up, std::
   return Result::kOk;
 }
 
+void TlsLayer::closing(std::string& down) {
+  if (ssl_ == nullptr || !handshake_done_) return;
+  ERR_clear_error();
+  SSL_shutdown(ssl_);  // queues close_notify; we do not wait for the peer's
+  drainOutput(down);
+  ERR_clear_error();
+}
+
 bool TlsLayer::encode(std::string_view in, std::string& down, std::string& why) {
   if (in.empty()) return true;
   if (ssl_ == nullptr) {

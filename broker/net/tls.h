@@ -69,6 +69,7 @@ class TlsLayer final : public StreamLayer {
   Result decode(std::string_view in, std::string& up, std::string& to_peer,
                 std::string& why) override;
   bool encode(std::string_view in, std::string& down, std::string& why) override;
+  void closing(std::string& down) override;
   std::string peerIdentity() const override { return identity_; }
   bool ready() const override { return handshake_done_; }
 

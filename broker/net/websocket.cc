@@ -264,6 +264,15 @@ bool WebSocketLayer::encode(std::string_view in, std::string& down, std::string&
   return true;
 }
 
+void WebSocketLayer::closing(std::string& down) {
+  if (state_ != State::kOpen) return;
+  // RFC 6455 §7.4.1: 1000, normal closure; the client sees a clean close.
+  appendFrameHeader(kOpClose, 2, down);
+  down.push_back(static_cast<char>(1000 >> 8));
+  down.push_back(static_cast<char>(1000 & 0xFF));
+  state_ = State::kClosed;
+}
+
 // ---- Opening handshake (RFC 6455 §4.2) ----
 
 StreamLayer::Result WebSocketLayer::readRequest(std::string_view in, size_t& consumed,

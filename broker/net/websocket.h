@@ -44,6 +44,8 @@ class WebSocketLayer final : public StreamLayer {
                 std::string& why) override;
   bool encode(std::string_view in, std::string& down, std::string& why) override;
   bool ready() const override { return state_ == State::kOpen; }
+  // A close frame with 1000 (normal closure) when open.
+  void closing(std::string& down) override;
 
   // The subprotocol agreed in the handshake ("mqtt", "mqttv3.1"), or empty
   // when the client offered none. Valid once ready().

@@ -171,6 +171,15 @@ absl::Status Node::reload() {
       errors.emplace_back(passwords.status().message());
     }
   }
+  if (!options_.acl_file.empty()) {
+    auto acl = auth::Acl::load(options_.acl_file);
+    if (acl.ok()) {
+      log.info("reloaded ACL file {}", options_.acl_file);
+      for (auto& w : workers_) w->setAcl(*acl);
+    } else {
+      errors.emplace_back(acl.status().message());
+    }
+  }
   if (errors.empty()) return absl::OkStatus();
   for (const auto& e : errors) log.error("reload: {} (the previous one stays in use)", e);
   return absl::InvalidArgumentError(absl::StrJoin(errors, "; "));
@@ -544,6 +553,10 @@ class Node::ClusterHostImpl final : public cluster::ClusterHost, public router::
   bool startDrain(uint64_t* sessions) override {
     *sessions = node_.totals().sessions;
     return node_.requestDrain();
+  }
+  absl::StatusOr<cluster::KickOutcome> kick(const std::string& client_id,
+                                            bool end_session) override {
+    return node_.kick(client_id, end_session);
   }
 
   void onSessionPull(uint32_t node, std::string client_id) override {

@@ -50,6 +50,7 @@ struct NodeOptions {
   net::TlsOptions tls;
   // Files reloaded on SIGHUP (Node::reload); empty: none.
   std::string password_file;
+  std::string acl_file;
   std::string data_dir = "./data";
   // --fsync: false = a commit returns once the WAL is written (survives kill -9);
   // true = once it is fsync'ed (survives power loss).
@@ -222,6 +223,12 @@ class Node {
   void routeAdded(const std::string& filter);
   // Asks node `node` to take over this node's session of `client_id` (drain).
   void pullSession(uint32_t node, const std::string& client_id);
+  // Any thread but a worker's (the admin API's, kick.cc): disconnects the
+  // client of `client_id` connected here and, with `end_session`, ends its
+  // session here, on the worker that holds it; waits for it up to `timeout_ms`
+  // (Unavailable after that).
+  absl::StatusOr<cluster::KickOutcome> kick(const std::string& client_id, bool end_session,
+                                            int64_t timeout_ms = 5000);
   // Thread-safe: starts draining (cluster only; false if it already is, or
   // there is no cluster). The node stops by itself when done: drained().
   bool requestDrain();

@@ -9,6 +9,7 @@
 #include "base/clock.h"
 #include "base/logging.h"
 #include "base/strings.h"
+#include "broker/handlers/acl_check.h"
 #include "broker/handlers/delivery.h"
 #include "broker/server/node.h"
 #include "broker/server/node_spool.h"
@@ -24,6 +25,7 @@ namespace {
 
 Worker::Worker(Node& node, uint32_t index) : node_(node), index_(index) {
   passwords_ = node.config().passwords;
+  acl_ = node.config().acl;
 }
 
 Worker::~Worker() {
@@ -44,6 +46,15 @@ absl::Status Worker::init() {
 
 void Worker::setPasswords(std::shared_ptr<const auth::PasswordFile> passwords) {
   loop_.post([this, passwords = std::move(passwords)]() mutable { passwords_ = std::move(passwords); });
+}
+
+void Worker::setAcl(std::shared_ptr<const auth::Acl> acl) {
+  loop_.post([this, acl = std::move(acl)]() mutable {
+    acl_ = std::move(acl);
+    // Subscriptions marked wholly readable under the old rules are worked out
+    // again: none may skip a check the new rules need.
+    for (auto& [id, s] : sessions_) handlers::refreshReadAll(*this, *s);
+  });
 }
 
 absl::StatusOr<uint16_t> Worker::listen(const net::HostPort& addr, std::string name,

@@ -83,6 +83,9 @@ class Worker : public handlers::BrokerContext {
   // Thread-safe: the password file CONNECTs are checked against from now on
   // (Node::reload on SIGHUP).
   void setPasswords(std::shared_ptr<const auth::PasswordFile> passwords);
+  // Thread-safe: the ACL from now on (Node::reload on SIGHUP); every session's
+  // subscriptions are checked against it again.
+  void setAcl(std::shared_ptr<const auth::Acl> acl);
   // Thread-safe: runs `fn` on this worker's thread.
   void post(std::function<void()> fn) { loop_.post(std::move(fn)); }
 
@@ -91,7 +94,7 @@ class Worker : public handlers::BrokerContext {
   const handlers::BrokerConfig& config() const override;
   // The node's ACL (null: none). Only this accessor reads it for the handlers,
   // so that a reload (SIGHUP) needs to change only the Worker.
-  const auth::Acl* acl() const override { return config().acl.get(); }
+  const auth::Acl* acl() const override { return acl_.get(); }
   router::TopicRouter& router() override;
   router::RetainedIndex& retained() override;
   handlers::WorkerStats& stats() override { return stats_; }
@@ -153,6 +156,10 @@ class Worker : public handlers::BrokerContext {
   // On this worker's thread: draining node `from_node` asks this node to take
   // over its session of `client_id` (a claim without a client).
   void pullSession(uint32_t from_node, const std::string& client_id);
+  // On this worker's thread (kick.cc, gannetctl kick): disconnects the client
+  // of `client_id` if it is connected here (MQTT 5: 0x98, will published) and,
+  // with `end_session`, ends its session.
+  cluster::KickOutcome kick(const std::string& client_id, bool end_session);
   // --- draining this node (Node::drain) ---
   // On this worker's thread: no new connections.
   void stopAccepting();
@@ -298,7 +305,8 @@ class Worker : public handlers::BrokerContext {
   net::EventLoop loop_;
   net::FlushList flush_list_;
   std::vector<std::unique_ptr<net::Listener>> listeners_;
-  std::shared_ptr<const auth::PasswordFile> passwords_;  // this thread's copy
+  std::shared_ptr<const auth::PasswordFile> passwords_;  // this thread's copies
+  std::shared_ptr<const auth::Acl> acl_;
   std::thread thread_;
   handlers::WorkerStats stats_;
 

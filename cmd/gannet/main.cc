@@ -367,6 +367,7 @@ gannet::server::NodeOptions optionsFromFlags() {
     if (!passwords.ok()) usageError(absl::StrCat("--password_file: ", passwords.status().message()));
     b.passwords = std::move(*passwords);
   }
+  o.acl_file = absl::GetFlag(FLAGS_acl_file);
   if (const std::string path = absl::GetFlag(FLAGS_acl_file); !path.empty()) {
     auto acl = gannet::auth::Acl::load(path);
     if (!acl.ok()) usageError(absl::StrCat("--acl_file: ", acl.status().message()));

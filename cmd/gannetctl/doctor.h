@@ -6,9 +6,10 @@
 // prints "ok: ..." or "problem: ..." followed by "fix: ...", and the first
 // problem ends the run.
 //
-// The diagnose*() functions turn what a step observed into the words printed;
-// they do no I/O, so tests/unit/gannetctl/ checks them one by one. runDoctor()
-// does the I/O (blocking per step with a deadline: non-blocking sockets + poll).
+// The diagnose*() functions (doctor_diagnosis.cc) turn what a step observed into
+// the words printed; they do no I/O, so tests/unit/gannetctl/ checks them one by
+// one. runDoctor() (doctor.cc) does the I/O: one step at a time, each with a
+// deadline (non-blocking sockets + poll).
 
 #include <cstdint>
 #include <cstdio>
@@ -42,6 +43,12 @@ struct Finding {
   std::string what;
   std::string fix;
 };
+Finding ok(std::string what);
+Finding problem(std::string what, std::string fix);
+
+// "HOST:PORT", "[V6]:PORT"; "5", "2.5" (seconds).
+std::string hostPort(const std::string& host, uint16_t port);
+std::string secondsText(double s);
 
 // "HOST:PORT", "[IPV6]:PORT". The port must be 1..65535.
 absl::StatusOr<std::pair<std::string, uint16_t>> splitHostPort(std::string_view arg);

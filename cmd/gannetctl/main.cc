@@ -3,11 +3,12 @@
 // connect) and passwd (writes password files).
 //
 //   gannetctl --server=HOST:PORT --cluster_secret_file=FILE status
+//   gannetctl --server=HOST:PORT --cluster_secret_file=FILE kick CLIENT_ID [--end_session]
 //   gannetctl doctor HOST:PORT [--tls ...]
 //   gannetctl passwd FILE USER [PASSWORD]
 //
 // Exit status: 0 done, 1 the node could not be reached or refused (doctor: a
-// problem was found), 2 usage.
+// problem was found; kick: the client was not found), 2 usage.
 
 #include <cstdio>
 #include <cstdlib>
@@ -34,6 +35,10 @@ ABSL_FLAG(std::string, tls_cert_file, "",
           "PEM certificate for a node with --cluster_tls_* set (signed by its CA)");
 ABSL_FLAG(std::string, tls_key_file, "", "PEM private key of --tls_cert_file");
 ABSL_FLAG(std::string, tls_ca_file, "", "PEM CA that signed the node's certificate");
+
+// kick
+ABSL_FLAG(bool, end_session, false,
+          "kick: also end the client's session (subscriptions, queued messages)");
 
 // doctor
 ABSL_FLAG(bool, tls, false, "doctor: connect with TLS");
@@ -115,6 +120,87 @@ int drain() {
   return 0;
 }
 
+// What one node did for a kick, in plain words; true when it found the client
+// (connected there, or its session with --end_session).
+bool reportKick(const std::string& where, const std::string& client_id, bool end_session,
+                const gannet::cluster::KickReplyView& r) {
+  if (r.connected) {
+    std::printf("%s: client '%s' was connected there: disconnected (MQTT 5: DISCONNECT 0x98 "
+                "Administrative action; 3.1.1: connection closed), its will (if any) published\n",
+                where.c_str(), client_id.c_str());
+  } else if (end_session && r.session_found) {
+    std::printf("%s: client '%s' was not connected; its session was there\n", where.c_str(),
+                client_id.c_str());
+  } else {
+    return false;
+  }
+  if (r.session_ended) {
+    std::printf("%s: session of '%s' ended (subscriptions and queued messages deleted)\n",
+                where.c_str(), client_id.c_str());
+  } else if (end_session) {
+    std::printf("%s: session of '%s' could not be ended (it was just handed to another node?)\n",
+                where.c_str(), client_id.c_str());
+  } else {
+    std::printf("%s: session of '%s' kept (it expires as the client asked; --end_session ends "
+                "it)\n",
+                where.c_str(), client_id.c_str());
+  }
+  return true;
+}
+
+// Asks --server first, then every other member its status lists: the operator
+// need not know where the client is connected.
+int kick(const std::vector<char*>& args) {
+  if (args.size() != 3 || args[2][0] == '\0') {
+    usageError("usage: gannetctl kick CLIENT_ID [--end_session]");
+  }
+  const std::string client_id = args[2];
+  const bool end_session = absl::GetFlag(FLAGS_end_session);
+  const std::string server = absl::GetFlag(FLAGS_server);
+  const std::string s = secret();
+  const int64_t timeout_ms = absl::GetFlag(FLAGS_timeout_ms);
+  const auto t = tls();
+  auto first = gannet::cluster::kickClient(server, s, client_id, end_session, timeout_ms, t);
+  if (!first.ok()) {
+    std::fprintf(stderr, "gannetctl: %s\n", std::string(first.status().message()).c_str());
+    return 1;
+  }
+  if (reportKick(server, client_id, end_session, *first)) return 0;
+  auto members = gannet::cluster::fetchStatus(server, s, timeout_ms, t);
+  if (!members.ok()) {
+    std::fprintf(stderr, "gannetctl: client '%s' is not connected to %s, and its members are "
+                 "not known: %s\n",
+                 client_id.c_str(), server.c_str(), std::string(members.status().message()).c_str());
+    return 1;
+  }
+  std::vector<std::string> kept_on;   // nodes holding its session, offline
+  std::vector<std::string> not_asked;  // nodes that did not answer
+  if (first->session_found) kept_on.push_back(server);
+  for (size_t i = 1; i < members->size(); ++i) {  // [0] is --server itself
+    const auto& m = (*members)[i];
+    const std::string where = absl::StrCat("node ", m.node_id, " (", m.cluster_address, ")");
+    auto r = gannet::cluster::kickClient(m.cluster_address, s, client_id, end_session,
+                                         timeout_ms, t);
+    if (!r.ok()) {
+      not_asked.push_back(absl::StrCat(where, ": ", r.status().message()));
+      continue;
+    }
+    if (reportKick(where, client_id, end_session, *r)) return 0;
+    if (r->session_found) kept_on.push_back(where);
+  }
+  std::fprintf(stderr, "gannetctl: client '%s' is not connected to any node of the cluster "
+               "(asked %zu of %zu)\n",
+               client_id.c_str(), members->size() - not_asked.size(), members->size());
+  for (const std::string& where : kept_on) {
+    std::fprintf(stderr, "gannetctl: its session is kept on %s (--end_session ends it)\n",
+                 where.c_str());
+  }
+  for (const std::string& n : not_asked) {
+    std::fprintf(stderr, "gannetctl: could not ask %s\n", n.c_str());
+  }
+  return 1;
+}
+
 int doctor(const std::vector<char*>& args) {
   if (args.size() != 3) usageError("usage: gannetctl doctor HOST:PORT [--tls ...]");
   auto where = gannet::ctl::splitHostPort(args[2]);
@@ -162,6 +248,10 @@ int main(int argc, char** argv) {
       "           routes, sessions\n"
       "  drain    hand the node's sessions to its peers, disconnect its clients (MQTT 5:\n"
       "           0x9C with a Server Reference) and stop it (exit 0), like SIGTERM\n"
+      "  kick CLIENT_ID [--end_session]\n"
+      "           disconnect that client wherever it is connected in the cluster (MQTT 5:\n"
+      "           DISCONNECT 0x98 Administrative action; its will is published); with\n"
+      "           --end_session its session ends too (exit 0 done, 1 not found)\n"
       "  doctor HOST:PORT [--tls [--cafile=F] [--cert=F --key=F] [--insecure]]\n"
       "           [--user=U --password=P] [--timeout=SECONDS] [--mqtt_version=3.1.1|5]\n"
       "           connect as an MQTT client would and say what stops clients and how to\n"
@@ -170,10 +260,11 @@ int main(int argc, char** argv) {
       "           add or update USER in a Mosquitto-format password file ($7$ PBKDF2);\n"
       "           without PASSWORD: prompted twice on a terminal, else one line of stdin");
   std::vector<char*> args = absl::ParseCommandLine(argc, argv);
-  if (args.size() < 2) usageError("expected a command: status, drain, doctor or passwd");
+  if (args.size() < 2) usageError("expected a command: status, drain, kick, doctor or passwd");
   const std::string command = args[1];
   if (command == "doctor") return doctor(args);
   if (command == "passwd") return passwd(args);
+  if (command == "kick") return kick(args);
   if (args.size() != 2) usageError(absl::StrCat("'", command, "' takes no arguments"));
   if (command == "status") return status();
   if (command == "drain") return drain();

@@ -3,11 +3,12 @@
 * ``gannetctl_binary()`` -- $GANNETCTL_BIN, else the sibling of $GANNET_BIN in
   the same build tree (<build>/cmd/gannet/gannet -> <build>/cmd/gannetctl/gannetctl).
 * ``run_gannetctl(*args)`` -- runs it, returns the CompletedProcess (text).
+* ``free_port()``    -- a loopback TCP port nothing listens on (at the moment).
 * ``Mosquitto``      -- /usr/sbin/mosquitto with a given config on a free
-                        loopback port (TLS listeners, password files).
-* ``make_pki(dir)``  -- a test CA, a second unrelated CA, server certificates
-                        (valid, expired, for another name) and a client
-                        certificate, made with the openssl command line.
+                        loopback port (to check that it accepts our password
+                        files).
+
+Test certificates come from pki.py.
 """
 
 import os
@@ -100,52 +101,3 @@ class Mosquitto:
                 self.proc.kill()
                 self.proc.wait()
 
-
-def _openssl(*args, cwd):
-    subprocess.run(["openssl"] + list(args), cwd=cwd, check=True, capture_output=True,
-                   timeout=scaled(30))
-
-
-def make_pki(d):
-    """Certificates in directory d; returns {name: path}. ca / other_ca: CAs;
-    server: for 127.0.0.1 and localhost, signed by ca; expired: the same names,
-    valid only in January 2020 (openssl ca takes explicit dates, openssl x509
-    -days cannot go back); wrongname: for other.example only; client: a client
-    certificate signed by ca. Keys are P-256 (fast)."""
-    ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
-    _openssl("req", "-x509", *ec, "-keyout", "ca.key", "-out", "ca.pem", "-days", "30",
-             "-subj", "/CN=Gannet Test CA", cwd=d)
-    _openssl("req", "-x509", *ec, "-keyout", "other_ca.key", "-out", "other_ca.pem", "-days", "30",
-             "-subj", "/CN=Unrelated Test CA", cwd=d)
-    with open(os.path.join(d, "server.ext"), "w") as f:
-        f.write("subjectAltName=IP:127.0.0.1,DNS:localhost\n")
-    with open(os.path.join(d, "wrongname.ext"), "w") as f:
-        f.write("subjectAltName=DNS:other.example\n")
-    for name, subject in (("server", "/CN=localhost"), ("client", "/CN=doctor-client"),
-                          ("wrongname", "/CN=other.example")):
-        _openssl("req", "-new", *ec, "-keyout", f"{name}.key", "-out", f"{name}.csr",
-                 "-subj", subject, cwd=d)
-    _openssl("x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
-             "-CAcreateserial", "-out", "server.pem", "-days", "30", "-extfile", "server.ext", cwd=d)
-    _openssl("x509", "-req", "-in", "wrongname.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
-             "-CAcreateserial", "-out", "wrongname.pem", "-days", "30", "-extfile", "wrongname.ext",
-             cwd=d)
-    _openssl("x509", "-req", "-in", "client.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
-             "-CAcreateserial", "-out", "client.pem", "-days", "30", cwd=d)
-    with open(os.path.join(d, "ca.cnf"), "w") as f:
-        f.write("[ca]\ndefault_ca = d\n[d]\ndatabase = index.txt\nnew_certs_dir = .\n"
-                "serial = serial\ndefault_md = sha256\npolicy = p\nunique_subject = no\n"
-                "[p]\ncommonName = supplied\n")
-    open(os.path.join(d, "index.txt"), "w").close()
-    with open(os.path.join(d, "serial"), "w") as f:
-        f.write("1000\n")
-    # The expired certificate reuses the server's key.
-    _openssl("ca", "-batch", "-config", "ca.cnf", "-cert", "ca.pem", "-keyfile", "ca.key",
-             "-in", "server.csr", "-out", "expired.pem", "-startdate", "20200101000000Z",
-             "-enddate", "20200201000000Z", "-extfile", "server.ext", "-notext", cwd=d)
-    paths = {n: os.path.join(d, f"{n}.pem") for n in
-             ("ca", "other_ca", "server", "expired", "wrongname", "client")}
-    paths.update({f"{n}_key": os.path.join(d, f"{n}.key") for n in
-                  ("server", "wrongname", "client", "other_ca")})
-    paths["expired_key"] = paths["server_key"]
-    return paths

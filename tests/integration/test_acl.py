@@ -12,7 +12,9 @@ may not write refuses the CONNECT (as Mosquitto 2.0); a damaged ACL file stops
 gannet at start naming the line; refusals count as not_authorized drops."""
 
 import os
+import re
 import shutil
+import signal
 import subprocess
 import tempfile
 import unittest
@@ -309,6 +311,61 @@ class AclTest(BrokerTestCase):
         c = self.client(5, "alice", will={"topic": "writeonly/will", "payload": b"gone", "qos": 1})
         c.shutdown()  # abnormal close: the will is published
         admin.wait_message("writeonly/will", b"gone")
+
+
+@gannet_only("gannet's --acl_file flag and SIGHUP reload")
+class AclReloadTest(BrokerTestCase):
+    """SIGHUP reads the ACL file again: connected clients stay, the new rules
+    apply to them at once (subscriptions made under the old rules included); a
+    damaged file keeps the rules in use."""
+
+    start_broker_in_setup = False
+
+    def write_acl(self, text):
+        with open(self.acl, "w") as f:
+            f.write(text)
+
+    def reload(self, expect):
+        os.kill(self.broker.pid, signal.SIGHUP)
+        self.broker.wait_log(re.compile(expect))
+
+    def test_sighup_applies_new_rules_to_connected_clients(self):
+        tmp = tempfile.mkdtemp(prefix="gannet-acl-reload-")
+        self.addCleanup(shutil.rmtree, tmp, True)
+        passwd = os.path.join(tmp, "passwd")
+        write_password_file(passwd)
+        self.acl = os.path.join(tmp, "acl")
+        self.write_acl("user admin\ntopic readwrite #\n\nuser bob\ntopic readwrite shared/#\n")
+        self.broker = self.launch_broker({"password_file": passwd, "acl_file": self.acl})
+        bob = self.paho(version=5, connect=False)
+        bob.client.username_pw_set("bob", PASSWORD)
+        bob.connect()
+        self.assertEqual(bob.subscribe("shared/#", qos=1), [1])
+        admin = self.raw(5, connect=False)
+        admin.connect(unique("admin"), username="admin", password=PASSWORD.encode())
+        admin.publish("shared/x", b"before", qos=1)
+        bob.wait_message("shared/x", b"before")
+
+        self.write_acl("user admin\ntopic readwrite #\n\n"
+                       "user bob\ntopic readwrite shared/#\ntopic deny shared/x\n")
+        self.reload(r"reloaded ACL file")
+        admin.publish("shared/x", b"after", qos=1)
+        admin.publish("shared/y", b"after", qos=1)
+        bob.wait_message("shared/y", b"after")
+        self.assertEqual([m.payload for m in bob.messages() if m.topic == "shared/x"], [b"before"])
+        # bob may no longer publish there either.
+        raw_bob = self.raw(5, connect=False)
+        raw_bob.connect(unique("bob"), username="bob", password=PASSWORD.encode())
+        self.assertEqual(raw_bob.publish("shared/x", b"denied", qos=1).rc, 0x87)
+
+        # A damaged file: said in the log, the rules in use stay.
+        self.write_acl("user bob\ntopic sometimes shared/#\n")
+        self.reload(r"reload: .*line 2.*previous one stays in use")
+        admin.publish("shared/x", b"still denied", qos=1)
+        admin.publish("shared/y", b"still allowed", qos=1)
+        bob.wait_message("shared/y", b"still allowed")
+        self.assertEqual([m.payload for m in bob.messages() if m.topic == "shared/x"], [b"before"])
+        self.assert_broker_alive()
 
 
 @gannet_only("gannet's --acl_file flag")

@@ -6,11 +6,11 @@ of the test's own); a listener that never answers CONNECT; bad credentials and
 anonymous clients refused (a password file made by mosquitto_passwd); TLS: all
 well, the wrong CA, an expired certificate, a certificate for another name,
 --tls against a plain port, a plain client against the TLS port, a client
-certificate required / accepted / refused.
+certificate required / accepted / refused. The TLS server is gannet
+(--mqtts_listen), with certificates from pki.py.
 
-The TLS server is gannet (--mqtts_listen) when its --helpfull lists the flag,
-else Mosquitto with a TLS listener; GANNET_DOCTOR_TLS_SERVER=mosquitto|gannet
-forces one."""
+Needs root, ip(8) and iptables for the network namespace tests (as on the test
+machine): without them those tests fail, they are not skipped."""
 
 import os
 import re
@@ -23,23 +23,15 @@ import unittest
 import uuid
 
 from gannet_fixture import BrokerTestCase, gannet_binary, gannet_only, scaled, wait_for
-from gannetctl_fixture import Mosquitto, free_port, make_pki, run_gannetctl
+from gannetctl_fixture import free_port, run_gannetctl
+from pki import Pki
 
 _TLS_LISTENER_RE = re.compile(r"mqtts listener on [0-9.]+:(\d+)")
 
 
-def gannet_has_tls_listener():
-    forced = os.environ.get("GANNET_DOCTOR_TLS_SERVER", "").strip().lower()
-    if forced in ("gannet", "mosquitto"):
-        return forced == "gannet"
-    cp = subprocess.run([gannet_binary(), "--helpfull"], capture_output=True, text=True,
-                        timeout=scaled(10))
-    return "--mqtts_listen" in cp.stdout + cp.stderr
-
-
-# Skipped with BROKER=mosquitto (inherited by every class below): the servers
-# doctor is tested against are chosen per test.
-@gannet_only("gannetctl runs against gannet (and Mosquitto by itself)")
+# Skipped with BROKER=mosquitto (inherited by every class below): that mode
+# runs the suite without a gannet binary, and doctor is tested against gannet.
+@gannet_only("gannetctl doctor is tested against gannet")
 class DoctorTestCase(BrokerTestCase):
     start_broker_in_setup = False
 
@@ -169,20 +161,12 @@ class DoctorAuthTest(DoctorTestCase):
         self.assertIn("ok: all well", out)
 
 
-def gannet_has_flag(flag):
-    cp = subprocess.run([gannet_binary(), "--helpfull"], capture_output=True, text=True,
-                        timeout=scaled(10))
-    return f"--{flag} " in cp.stdout + cp.stderr
-
-
 class DoctorAclTest(DoctorTestCase):
     """Connected, but the ACL (gannet --acl_file, Mosquitto's format) denies the
     round trip's topic: SUBACK 0x80 / 0x87, PUBACK 0x87, or (3.1.1) a publish
     acknowledged and silently dropped."""
 
     def start(self, acl):
-        if not gannet_has_flag("acl_file"):
-            self.skipTest("this gannet has no --acl_file")
         pw, acl_path = os.path.join(self.tmp, "passwd"), os.path.join(self.tmp, "acl")
         subprocess.run(["mosquitto_passwd", "-c", "-b", pw, "alice", "s3cret"], check=True,
                        capture_output=True, timeout=scaled(10))
@@ -211,13 +195,25 @@ class DoctorAclTest(DoctorTestCase):
 
 
 class NetNs:
-    """A network namespace of its own with lo up; deleted by delete()."""
+    """A network namespace of its own with lo up; deleted by delete(). Needs
+    root and ip(8): without them the constructor raises, saying so."""
 
     def __init__(self):
         self.name = f"gdoc-{uuid.uuid4().hex[:8]}"
-        subprocess.run(["ip", "netns", "add", self.name], check=True, capture_output=True,
-                       timeout=scaled(10))
-        self.run("ip", "link", "set", "lo", "up")
+        try:
+            cp = subprocess.run(["ip", "netns", "add", self.name], capture_output=True, text=True,
+                                timeout=scaled(10))
+        except FileNotFoundError:
+            raise AssertionError("ip(8) not found: the network namespace tests need iproute2") \
+                from None
+        if cp.returncode != 0:
+            raise AssertionError(f"cannot create network namespace {self.name} (these tests need "
+                                 f"root): ip netns add exited {cp.returncode}: {cp.stderr.strip()}")
+        try:
+            self.run("ip", "link", "set", "lo", "up")
+        except BaseException:
+            self.delete()
+            raise
 
     def prefix(self):
         return ["ip", "netns", "exec", self.name]
@@ -227,19 +223,18 @@ class NetNs:
                               timeout=scaled(10))
 
     def delete(self):
-        subprocess.run(["ip", "netns", "delete", self.name], capture_output=True, timeout=scaled(10))
+        # check=True: a namespace left behind fails the test rather than piling up.
+        subprocess.run(["ip", "netns", "delete", self.name], check=True, capture_output=True,
+                       timeout=scaled(10))
 
 
-@unittest.skipUnless(os.geteuid() == 0 and shutil.which("ip"), "needs root and ip(8) for netns")
 class DoctorNetworkTest(DoctorTestCase):
-    """Causes that need a network of the test's own: a namespace with only lo."""
+    """Causes that need a network of the test's own: a namespace with only lo
+    (root, ip(8) and iptables: the test machine has them)."""
 
     def setUp(self):
         super().setUp()
-        try:
-            self.ns = NetNs()
-        except subprocess.CalledProcessError as e:
-            self.skipTest(f"cannot create a network namespace: {e.stderr}")
+        self.ns = NetNs()
         self.addCleanup(self.ns.delete)
 
     def gannet_in_ns(self, listen):
@@ -300,37 +295,28 @@ class DoctorTlsTest(DoctorTestCase):
     @classmethod
     def setUpClass(cls):
         cls.pki_dir = tempfile.mkdtemp(prefix="gannetctl-pki-")
-        cls.pki = make_pki(cls.pki_dir)
-        cls.use_gannet = gannet_has_tls_listener()
+        cls.pki = Pki(cls.pki_dir)
 
     @classmethod
     def tearDownClass(cls):
         shutil.rmtree(cls.pki_dir, True)
 
-    def tls_server(self, cert="server", client_ca=None):
-        """A server with an MQTT over TLS listener on 127.0.0.1 presenting
-        pki[cert]; with client_ca it requires a client certificate signed by it.
-        Returns the TLS port."""
-        cert_file, key_file = self.pki[cert], self.pki[f"{cert}_key"]
-        if self.use_gannet:
-            flags = {"mqtts_listen": "127.0.0.1:0", "tls_cert_file": cert_file,
-                     "tls_key_file": key_file}
-            if client_ca:
-                flags["tls_ca_file"] = self.pki[client_ca]
-            b = self.launch_broker(flags, kind="gannet")
-            return int(b.wait_log(_TLS_LISTENER_RE, what="gannet's mqtts listener").group(1))
-        m = Mosquitto(self.tmp, [f"certfile {cert_file}", f"keyfile {key_file}",
-                                 f"cafile {self.pki[client_ca or 'ca']}",
-                                 f"require_certificate {'true' if client_ca else 'false'}",
-                                 "allow_anonymous true"]).start()
-        self.addCleanup(m.stop)
-        return m.port
+    def tls_server(self, cert=None, key=None, client_ca=None):
+        """gannet with an MQTT over TLS listener on 127.0.0.1 presenting cert /
+        key (default: the valid server certificate); with client_ca it requires
+        a client certificate signed by that CA. Returns the TLS port."""
+        flags = {"mqtts_listen": "127.0.0.1:0", "tls_cert_file": cert or self.pki.server_cert,
+                 "tls_key_file": key or self.pki.server_key}
+        if client_ca:
+            flags["tls_ca_file"] = client_ca
+        b = self.launch_broker(flags, kind="gannet")
+        return int(b.wait_log(_TLS_LISTENER_RE, what="gannet's mqtts listener").group(1))
 
     def test_all_well_over_tls(self):
         port = self.tls_server()
         for host in ("127.0.0.1", "localhost"):
             with self.subTest(host=host):
-                out = self.doctor(f"{host}:{port}", "--tls", f"--cafile={self.pki['ca']}")
+                out = self.doctor(f"{host}:{port}", "--tls", f"--cafile={self.pki.ca}")
                 self.assertRegex(out, r"ok: TLSv1\.[23] handshake in [0-9.]+ ms; server certificate "
                                       rf"verified for {host}")
                 self.assertIn("round trip", out)
@@ -338,10 +324,10 @@ class DoctorTlsTest(DoctorTestCase):
 
     def test_wrong_ca(self):
         port = self.tls_server()
-        out = self.doctor(f"127.0.0.1:{port}", "--tls", f"--cafile={self.pki['other_ca']}",
+        out = self.doctor(f"127.0.0.1:{port}", "--tls", f"--cafile={self.pki.other_ca}",
                           expect=1)
         self.assertIn("problem: the server's certificate is not signed by the CA you gave "
-                      f"(--cafile={self.pki['other_ca']}): unknown CA", out)
+                      f"(--cafile={self.pki.other_ca}): unknown CA", out)
         self.assertIn("Gannet Test CA", out)
 
     def test_system_store_does_not_know_a_private_ca(self):
@@ -353,20 +339,20 @@ class DoctorTlsTest(DoctorTestCase):
         self.assertIn("NOT verified", out)
 
     def test_expired_certificate(self):
-        port = self.tls_server("expired")
-        out = self.doctor(f"127.0.0.1:{port}", "--tls", f"--cafile={self.pki['ca']}", expect=1)
+        port = self.tls_server(self.pki.expired_cert, self.pki.expired_key)
+        out = self.doctor(f"127.0.0.1:{port}", "--tls", f"--cafile={self.pki.ca}", expect=1)
         self.assertIn("problem: the server's certificate expired on Feb  1 00:00:00 2020 GMT", out)
         self.assertIn("renew the certificate", out)
 
     def test_certificate_for_another_name(self):
-        port = self.tls_server("wrongname")
-        out = self.doctor(f"127.0.0.1:{port}", "--tls", f"--cafile={self.pki['ca']}", expect=1)
+        port = self.tls_server(self.pki.wrongname_cert, self.pki.wrongname_key)
+        out = self.doctor(f"127.0.0.1:{port}", "--tls", f"--cafile={self.pki.ca}", expect=1)
         self.assertIn("problem: the server's certificate is for other.example, CN other.example, "
                       "not for 127.0.0.1: hostname mismatch", out)
 
     def test_tls_against_a_plain_port(self):
         b = self.launch_broker(kind="gannet")
-        out = self.doctor(f"127.0.0.1:{b.port}", "--tls", f"--cafile={self.pki['ca']}",
+        out = self.doctor(f"127.0.0.1:{b.port}", "--tls", f"--cafile={self.pki.ca}",
                           "--timeout=2", expect=1)
         self.assertIn("problem: this port does not speak TLS (a plain MQTT port?)", out)
         self.assertIn("drop --tls", out)
@@ -377,17 +363,17 @@ class DoctorTlsTest(DoctorTestCase):
         self.assertIn("try --tls", out)
 
     def test_client_certificate_required(self):
-        port = self.tls_server(client_ca="ca")
+        port = self.tls_server(client_ca=self.pki.ca)
         where = f"127.0.0.1:{port}"
-        out = self.doctor(where, "--tls", f"--cafile={self.pki['ca']}", expect=1)
+        out = self.doctor(where, "--tls", f"--cafile={self.pki.ca}", expect=1)
         self.assertIn("problem: the server wants a client certificate (mutual TLS) and none was "
                       "given", out)
         self.assertIn("--cert=CLIENT.pem --key=CLIENT.key", out)
-        out = self.doctor(where, "--tls", f"--cafile={self.pki['ca']}",
-                          f"--cert={self.pki['client']}", f"--key={self.pki['client_key']}")
+        out = self.doctor(where, "--tls", f"--cafile={self.pki.ca}",
+                          f"--cert={self.pki.client_cert}", f"--key={self.pki.client_key}")
         self.assertIn("ok: all well", out)
-        out = self.doctor(where, "--tls", f"--cafile={self.pki['ca']}",
-                          f"--cert={self.pki['other_ca']}", f"--key={self.pki['other_ca_key']}",
+        out = self.doctor(where, "--tls", f"--cafile={self.pki.ca}",
+                          f"--cert={self.pki.stranger_cert}", f"--key={self.pki.stranger_key}",
                           expect=1)
         self.assertIn("problem: the server refused our client certificate", out)
 

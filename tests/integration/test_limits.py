@@ -306,6 +306,7 @@ class SlowLorisTest(LimitsTestCase):
         self.assertLessEqual(d.closed_at[0], 2 + 1.2)
         self.wait_metric("gannet_connections_rejected_total", lambda v: v >= 1,
                          reason="connect_timeout")
+        self.assertEqual(self.rejected("connect_timeout"), 1, "counted once")
 
     def test_many_slow_clients_do_not_stop_a_normal_one(self):
         d = Dribbler(self.port, 50)
@@ -325,6 +326,7 @@ class SlowLorisTest(LimitsTestCase):
         self.assertLessEqual(max(d.closed_at), 2 + 1.2)
         self.wait_metric("gannet_connections_rejected_total", lambda v: v >= 50,
                          reason="connect_timeout")
+        self.assertEqual(self.rejected("connect_timeout"), 50)
         self.assertTrue(sub.is_connected() and pub.is_connected())
 
 

@@ -113,6 +113,73 @@ TEST_F(HandlerTest, V5EnhancedAuthenticationIsRefused) {
   EXPECT_EQ(ctx_.sessionCount(), 0u);
 }
 
+// A single-round token method for the enhanced-authentication hook: "letmein"
+// is accepted as user "tok-user" (the server answers "welcome"), "multi" asks
+// for a second round, anything else fails.
+class TokenAuth final : public auth::EnhancedAuth {
+ public:
+  bool supports(std::string_view method) const override { return method == "TOKEN"; }
+  auth::AuthStep start(std::string_view, std::string_view data, std::string_view,
+                       const std::optional<std::string>&) const override {
+    auth::AuthStep step;
+    if (data == "letmein") {
+      step.kind = auth::AuthStep::Kind::kSuccess;
+      step.username = "tok-user";
+      step.data = "welcome";
+    } else if (data == "multi") {
+      step.kind = auth::AuthStep::Kind::kContinue;
+    }
+    return step;
+  }
+};
+
+codec::ConnackPacket connectWithToken(HandlerTest& t, std::unique_ptr<TestClient>& c,
+                                      std::string method, std::string data) {
+  codec::ConnectPacket p = connectPacket(ProtocolVersion::kV5, "c1");
+  p.properties.authentication_method = std::move(method);
+  p.properties.authentication_data = std::move(data);
+  c->send(p);
+  return single<codec::ConnackPacket>(c->receive());
+}
+
+class EnhancedAuthTest : public HandlerTest {
+ protected:
+  void SetUp() override {
+    HandlerTest::SetUp();
+    ctx_.cfg.enhanced_auth = std::make_shared<TokenAuth>();
+  }
+};
+
+TEST_F(EnhancedAuthTest, AnAcceptedTokenConnectsAsItsUser) {
+  auto c = open(ProtocolVersion::kV5);
+  auto ack = connectWithToken(*this, c, "TOKEN", "letmein");
+  EXPECT_EQ(ack.reason_code, 0);
+  EXPECT_EQ(ack.properties.authentication_method, "TOKEN");
+  EXPECT_EQ(ack.properties.authentication_data, "welcome");
+  ASSERT_NE(ctx_.session("c1"), nullptr);
+  EXPECT_EQ(ctx_.session("c1")->username, "tok-user");
+}
+
+TEST_F(EnhancedAuthTest, ARefusedTokenGetsNotAuthorized) {
+  auto c = open(ProtocolVersion::kV5);
+  auto ack = connectWithToken(*this, c, "TOKEN", "guess");
+  EXPECT_EQ(ack.reason_code, static_cast<uint8_t>(ReasonCode::kNotAuthorized));
+  EXPECT_TRUE(c->closedByBroker());
+  EXPECT_EQ(ctx_.sessionCount(), 0u);
+}
+
+TEST_F(EnhancedAuthTest, AnotherMethodOrASecondRoundIsABadMethod) {
+  for (auto [method, data] : {std::pair<std::string, std::string>{"SCRAM-SHA-1", "x"},
+                              {"TOKEN", "multi"}}) {
+    auto c = open(ProtocolVersion::kV5);
+    auto ack = connectWithToken(*this, c, method, data);
+    EXPECT_EQ(ack.reason_code, static_cast<uint8_t>(ReasonCode::kBadAuthenticationMethod))
+        << method << " " << data;
+    EXPECT_TRUE(c->closedByBroker());
+  }
+  EXPECT_EQ(ctx_.sessionCount(), 0u);
+}
+
 TEST_P(ConnectTest, RetainNotAvailable) {
   ctx_.cfg.retain_available = false;
   codec::ConnackPacket ack;
