@@ -60,9 +60,10 @@ HEADLESS = "gtest-gannet-headless"
 HOST = "127.0.0.1"
 KEEP_TMP = os.environ.get("GANNET_TEST_KEEP_TMP", "") not in ("", "0")
 
-# Flags a later Gannet release adds (TLS and WebSocket listeners): rendered only
-# with tls.enabled / websocket.enabled, not known to this gannet yet.
-FUTURE_FLAGS = {"mqtts_listen", "tls_cert_file", "tls_key_file", "tls_ca_file", "ws_listen"}
+# The TLS and WebSocket listener flags: rendered only with tls.enabled /
+# websocket.enabled.
+LISTENER_FLAGS = {"mqtts_listen", "tls_cert_file", "tls_key_file", "tls_ca_file", "ws_listen",
+                  "wss_listen"}
 
 # TLS / WebSocket / ServiceMonitor on (the certificate need not be real to render).
 ALL_ON = ["tls.enabled=true", "tls.cert=CERT-PEM", "tls.key=KEY-PEM", "tls.ca=CA-PEM",
@@ -338,17 +339,23 @@ class ChartRenderTest(unittest.TestCase):
         self.assertEqual(self.default.container_port("mqtt"), 1883)
         self.assertEqual(host_port(self.default.flag("mqtt_listen"))[1], 1883)
         self.assertNotIn(8883, [p["containerPort"] for p in self.default.container["ports"]])
-        for name in FUTURE_FLAGS:
+        for name in LISTENER_FLAGS:
             self.assertFalse(self.default.has_flag(name), name)
 
     def test_tls_and_websocket_when_enabled(self):
         r = self.all_on
         ports = r.service_ports(FULLNAME)
-        self.assertEqual(sorted(ports), [1883, 8083, 8883])
+        self.assertEqual(sorted(ports), [1883, 8083, 8084, 8883])
         self.assertEqual(ports[8883]["targetPort"], "mqtts")
+        self.assertEqual(ports[8084]["targetPort"], "websocket-tls")
         self.assertEqual(r.container_port("mqtts"), 8883)
+        self.assertEqual(r.container_port("websocket-tls"), 8084)
         self.assertEqual(host_port(r.flag("mqtts_listen"))[1], 8883)
         self.assertEqual(host_port(r.flag("ws_listen"))[1], 8083)
+        self.assertEqual(host_port(r.flag("wss_listen"))[1], 8084)
+        # Every flag rendered with everything on is one this gannet knows.
+        known = known_gannet_flags()
+        self.assertEqual([n for n, _ in r.flags if n not in known], [], r.flags_text)
         tls_mount = [m for m in r.container["volumeMounts"] if m["name"] == "tls"][0]["mountPath"]
         for flag, key in (("tls_cert_file", "tls.crt"), ("tls_key_file", "tls.key"), ("tls_ca_file", "ca.crt")):
             self.assertEqual(r.flag(flag), f"{tls_mount}/{key}")
@@ -360,7 +367,10 @@ class ChartRenderTest(unittest.TestCase):
         tls_volume = [v for v in existing.pod["volumes"] if v["name"] == "tls"][0]
         self.assertEqual(tls_volume["secret"]["secretName"], "my-tls")
         self.assertFalse(existing.has_flag("tls_ca_file"))
-        # TLS alone: 8883 but no WebSocket port.
+        # WebSocket alone: no wss. TLS alone: 8883 but no WebSocket port.
+        ws_only = Rendered(render("websocket.enabled=true"))
+        self.assertEqual(sorted(ws_only.service_ports(FULLNAME)), [1883, 8083])
+        self.assertFalse(ws_only.has_flag("wss_listen"))
         tls_only = Rendered(render("tls.enabled=true", "tls.existingSecret=my-tls"))
         self.assertEqual(sorted(tls_only.service_ports(FULLNAME)), [1883, 8883])
 
