@@ -158,7 +158,7 @@ void Client::attach(session::Session& s, codec::ProtocolVersion v) {
   s.client = this;
   s.expires_at_ms = 0;
   state_ = State::kConnected;
-  ctx_.stats().connections_opened[protocolIndex(v)].add();
+  ctx_.stats().connections_opened[listenerIndex(conn_->listener())][protocolIndex(v)].add();
 }
 
 void Client::onWritable() {
@@ -185,7 +185,7 @@ void Client::onClosed(std::string_view why) {
     }
   }
   if (!was_connected || session_ == nullptr) return;
-  ctx_.stats().connections_closed[protocolIndex(version_)].add();
+  ctx_.stats().connections_closed[listenerIndex(conn_->listener())][protocolIndex(version_)].add();
   session::Session& s = *session_;
   session_ = nullptr;
   s.client = nullptr;

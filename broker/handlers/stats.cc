@@ -74,6 +74,23 @@ const char* limitRefusalName(LimitRefusal r) {
   return "unknown";
 }
 
+int listenerIndex(std::string_view name) {
+  if (name == "mqtts") return 1;
+  if (name == "ws") return 2;
+  if (name == "wss") return 3;
+  return 0;
+}
+
+const char* listenerName(int index) {
+  switch (index) {
+    case 0: return "mqtt";
+    case 1: return "mqtts";
+    case 2: return "ws";
+    case 3: return "wss";
+  }
+  return "unknown";
+}
+
 const char* protocolName(int index) {
   switch (index) {
     case 0: return "3.1";

@@ -5,6 +5,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <string_view>
 
 #include "base/histogram.h"
 #include "broker/codec/packets.h"
@@ -82,6 +83,12 @@ inline int protocolIndex(codec::ProtocolVersion v) {
 }
 const char* protocolName(int index);
 
+// Client listeners as metric labels: index 0 "mqtt", 1 "mqtts", 2 "ws", 3 "wss"
+// (net::Connection::listener() names).
+inline constexpr int kListenerCount = 4;
+int listenerIndex(std::string_view name);
+const char* listenerName(int index);
+
 struct Counter {
   std::atomic<uint64_t> v{0};
   void add(uint64_t n = 1) { v.store(v.load(std::memory_order_relaxed) + n, std::memory_order_relaxed); }
@@ -96,11 +103,11 @@ struct Gauge {
 };
 
 struct WorkerStats {
-  Counter connections_accepted;
-  // MQTT connections by protocol version: opened (CONNACK sent) and closed; the
-  // difference is how many are open now.
-  Counter connections_opened[kProtocolCount];
-  Counter connections_closed[kProtocolCount];
+  Counter connections_accepted[kListenerCount];  // by listener
+  // MQTT connections by listener and protocol version: opened (CONNACK sent)
+  // and closed; the difference is how many are open now.
+  Counter connections_opened[kListenerCount][kProtocolCount];
+  Counter connections_closed[kListenerCount][kProtocolCount];
   Counter connects_refused[static_cast<int>(ConnectRefusal::kCount)];
   Counter messages_received[3];     // by QoS
   Counter messages_sent[3];

@@ -4,9 +4,11 @@
 // client id (posted to its loop), and the gRPC thread waits for the answer
 // with a timeout. A worker thread never waits here.
 //
-// The will is published: MQTT 5 §3.1.2.5 withholds it only after a DISCONNECT
-// with reason 0x00 from the client, and an administrator's disconnect is not
-// that (EMQX and Mosquitto's kick do the same for MQTT 5: DISCONNECT 0x98).
+// MQTT 5 clients get DISCONNECT 0x98 (Administrative action), as EMQX's
+// kickout and Mosquitto's plugin kick send. The will is published: MQTT 5
+// §3.1.2.5 / §3.14 withhold it only after the client's own DISCONNECT 0x00,
+// and an administrator's disconnect is not that (Mosquitto's plugin API leaves
+// the choice to its caller; we keep the spec's one rule).
 #include <chrono>
 #include <future>
 #include <memory>
@@ -29,9 +31,9 @@ cluster::KickOutcome Worker::kick(const std::string& client_id, bool end_session
   if (end_session) s->expiry_interval = 0;
   if (s->client != nullptr) {
     out.connected = true;
-    static_cast<handlers::Client*>(s->client)
-        ->disconnect(codec::ReasonCode::kAdministrativeAction, "disconnected by an administrator",
-                     /*publish_will=*/true);
+    static_cast<handlers::Client*>(s->client)->disconnect(codec::ReasonCode::kAdministrativeAction,
+                                                          "disconnected by an administrator",
+                                                          /*publish_will=*/true);
     s = findSession(client_id);  // gone if it ended with the connection
   }
   if (s != nullptr && end_session) endSession(*s);  // an offline session

@@ -128,16 +128,21 @@ std::vector<MetricFamily> MetricsCollector::Collect() const {
                     "MQTT clients connected now (CONNECT accepted), by listener and MQTT protocol "
                     "version",
                     MetricType::Gauge);
-    for (int p = 0; p < handlers::kProtocolCount; ++p) {
-      addValue(f, d(t.connections[p]), {{"listener", "mqtt"}, {"protocol", handlers::protocolName(p)}});
+    for (int l = 0; l < handlers::kListenerCount; ++l) {
+      for (int p = 0; p < handlers::kProtocolCount; ++p) {
+        addValue(f, d(t.connections[l][p]),
+                 {{"listener", handlers::listenerName(l)}, {"protocol", handlers::protocolName(p)}});
+      }
     }
     out.push_back(std::move(f));
   }
   {
     auto f = family("gannet_connections_accepted_total",
-                    "Network connections accepted on the MQTT listener (before their CONNECT)",
+                    "Network connections accepted, by listener (before their CONNECT)",
                     MetricType::Counter);
-    addValue(f, d(t.connections_accepted), {{"listener", "mqtt"}});
+    for (int l = 0; l < handlers::kListenerCount; ++l) {
+      addValue(f, d(t.connections_accepted[l]), {{"listener", handlers::listenerName(l)}});
+    }
     out.push_back(std::move(f));
   }
   {

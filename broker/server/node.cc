@@ -1374,17 +1374,20 @@ void Node::wait() {
 
 NodeTotals Node::totals() const {
   NodeTotals t;
-  uint64_t opened[handlers::kProtocolCount] = {}, closed[handlers::kProtocolCount] = {};
+  uint64_t opened[handlers::kListenerCount][handlers::kProtocolCount] = {};
+  uint64_t closed[handlers::kListenerCount][handlers::kProtocolCount] = {};
   uint64_t sinc = 0, sdec = 0;
   for (const auto& wp : workers_) {
     const handlers::WorkerStats& s = std::as_const(*wp).stats();
-    for (int p = 0; p < handlers::kProtocolCount; ++p) {
-      opened[p] += s.connections_opened[p].get();
-      closed[p] += s.connections_closed[p].get();
+    for (int l = 0; l < handlers::kListenerCount; ++l) {
+      t.connections_accepted[l] += s.connections_accepted[l].get();
+      for (int p = 0; p < handlers::kProtocolCount; ++p) {
+        opened[l][p] += s.connections_opened[l][p].get();
+        closed[l][p] += s.connections_closed[l][p].get();
+      }
     }
     sinc += s.sessions_current_inc.get();
     sdec += s.sessions_current_dec.get();
-    t.connections_accepted += s.connections_accepted.get();
     for (int r = 0; r < static_cast<int>(handlers::ConnectRefusal::kCount); ++r) {
       t.connects_refused[r] += s.connects_refused[r].get();
     }
@@ -1419,10 +1422,12 @@ NodeTotals Node::totals() const {
     t.journal_disk_bytes += wp->journalDiskBytes();
     t.publishes_failed_store += s.publishes_failed_store.get();
   }
-  for (int p = 0; p < handlers::kProtocolCount; ++p) {
-    // Read worker by worker while they run: a close may be seen before its open.
-    t.connections[p] = opened[p] >= closed[p] ? opened[p] - closed[p] : 0;
-    t.connections_current += t.connections[p];
+  for (int l = 0; l < handlers::kListenerCount; ++l) {
+    for (int p = 0; p < handlers::kProtocolCount; ++p) {
+      // Read worker by worker while they run: a close may be seen before its open.
+      t.connections[l][p] = opened[l][p] >= closed[l][p] ? opened[l][p] - closed[l][p] : 0;
+      t.connections_current += t.connections[l][p];
+    }
   }
   t.sessions = sinc >= sdec ? sinc - sdec : 0;
   // Every open MQTT connection is attached to its session: the connected

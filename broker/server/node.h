@@ -83,8 +83,8 @@ struct NodeOptions {
 // Counters summed over workers.
 struct NodeTotals {
   uint64_t connections_current = 0;  // all protocol versions
-  uint64_t connections[handlers::kProtocolCount] = {};  // by protocol version
-  uint64_t connections_accepted = 0;
+  uint64_t connections[handlers::kListenerCount][handlers::kProtocolCount] = {};
+  uint64_t connections_accepted[handlers::kListenerCount] = {};
   uint64_t connects_refused[static_cast<int>(handlers::ConnectRefusal::kCount)] = {};
   uint64_t messages_received[3] = {0, 0, 0};
   uint64_t messages_sent[3] = {0, 0, 0};
@@ -226,9 +226,9 @@ class Node {
   // Any thread but a worker's (the admin API's, kick.cc): disconnects the
   // client of `client_id` connected here and, with `end_session`, ends its
   // session here, on the worker that holds it; waits for it up to `timeout_ms`
-  // (Unavailable after that).
+  // (Unavailable after that; shorter than gannetctl's deadline, 5 s).
   absl::StatusOr<cluster::KickOutcome> kick(const std::string& client_id, bool end_session,
-                                            int64_t timeout_ms = 5000);
+                                            int64_t timeout_ms = 3000);
   // Thread-safe: starts draining (cluster only; false if it already is, or
   // there is no cluster). The node stops by itself when done: drained().
   bool requestDrain();

@@ -59,9 +59,10 @@ void Worker::setAcl(std::shared_ptr<const auth::Acl> acl) {
 
 absl::StatusOr<uint16_t> Worker::listen(const net::HostPort& addr, std::string name,
                                          LayerFactory layers) {
-  auto on_accept = [this, name = std::move(name), layers = std::move(layers)](int fd,
-                                                                              std::string peer) {
-    stats_.connections_accepted.add();
+  const int listener_index = handlers::listenerIndex(name);
+  auto on_accept = [this, name = std::move(name), layers = std::move(layers),
+                    listener_index](int fd, std::string peer) {
+    stats_.connections_accepted[listener_index].add();
     if (!admitAccepted(fd)) return;  // over a connection limit: closed (worker_limits.cc)
     net::Connection::Detached state;
     if (layers) state.layers = layers();

@@ -125,9 +125,10 @@ int drain() {
 bool reportKick(const std::string& where, const std::string& client_id, bool end_session,
                 const gannet::cluster::KickReplyView& r) {
   if (r.connected) {
-    std::printf("%s: client '%s' was connected there: disconnected (MQTT 5: DISCONNECT 0x98 "
-                "Administrative action; 3.1.1: connection closed), its will (if any) published\n",
-                where.c_str(), client_id.c_str());
+    std::printf(
+        "%s: client '%s' was connected there: disconnected (MQTT 5: DISCONNECT 0x98 "
+        "Administrative action; 3.1.1: connection closed), its will (if any) published\n",
+        where.c_str(), client_id.c_str());
   } else if (end_session && r.session_found) {
     std::printf("%s: client '%s' was not connected; its session was there\n", where.c_str(),
                 client_id.c_str());
@@ -141,9 +142,10 @@ bool reportKick(const std::string& where, const std::string& client_id, bool end
     std::printf("%s: session of '%s' could not be ended (it was just handed to another node?)\n",
                 where.c_str(), client_id.c_str());
   } else {
-    std::printf("%s: session of '%s' kept (it expires as the client asked; --end_session ends "
-                "it)\n",
-                where.c_str(), client_id.c_str());
+    std::printf(
+        "%s: session of '%s' kept (it expires as the client asked; "
+        "--end_session ends it)\n",
+        where.c_str(), client_id.c_str());
   }
   return true;
 }
@@ -168,19 +170,24 @@ int kick(const std::vector<char*>& args) {
   if (reportKick(server, client_id, end_session, *first)) return 0;
   auto members = gannet::cluster::fetchStatus(server, s, timeout_ms, t);
   if (!members.ok()) {
-    std::fprintf(stderr, "gannetctl: client '%s' is not connected to %s, and its members are "
+    std::fprintf(stderr,
+                 "gannetctl: client '%s' is not connected to %s, and its members are "
                  "not known: %s\n",
-                 client_id.c_str(), server.c_str(), std::string(members.status().message()).c_str());
+                 client_id.c_str(), server.c_str(),
+                 std::string(members.status().message()).c_str());
     return 1;
   }
-  std::vector<std::string> kept_on;   // nodes holding its session, offline
+  std::vector<std::string> kept_on;    // nodes holding its session, offline
   std::vector<std::string> not_asked;  // nodes that did not answer
-  if (first->session_found) kept_on.push_back(server);
+  auto name = [](const gannet::cluster::MemberStatusView& m) {
+    return absl::StrCat("node ", m.node_id, " (", m.cluster_address, ")");
+  };
+  if (first->session_found) kept_on.push_back(name((*members)[0]));
   for (size_t i = 1; i < members->size(); ++i) {  // [0] is --server itself
     const auto& m = (*members)[i];
-    const std::string where = absl::StrCat("node ", m.node_id, " (", m.cluster_address, ")");
-    auto r = gannet::cluster::kickClient(m.cluster_address, s, client_id, end_session,
-                                         timeout_ms, t);
+    const std::string where = name(m);
+    auto r =
+        gannet::cluster::kickClient(m.cluster_address, s, client_id, end_session, timeout_ms, t);
     if (!r.ok()) {
       not_asked.push_back(absl::StrCat(where, ": ", r.status().message()));
       continue;
@@ -188,7 +195,8 @@ int kick(const std::vector<char*>& args) {
     if (reportKick(where, client_id, end_session, *r)) return 0;
     if (r->session_found) kept_on.push_back(where);
   }
-  std::fprintf(stderr, "gannetctl: client '%s' is not connected to any node of the cluster "
+  std::fprintf(stderr,
+               "gannetctl: client '%s' is not connected to any node of the cluster "
                "(asked %zu of %zu)\n",
                client_id.c_str(), members->size() - not_asked.size(), members->size());
   for (const std::string& where : kept_on) {

@@ -49,10 +49,11 @@ _REFUSED = {"unsupported_protocol_version", "client_identifier_not_valid",
 _DROPPED = {"queue_full", "slow_consumer", "expired", "too_large", "no_subscribers",
             "offline_qos0", "store_missing", "node_down", "store_full", "not_authorized"}
 _QOS = {"0", "1", "2"}
+_LISTENERS = {"mqtt", "mqtts", "ws", "wss"}
 SPEC = {
     # Connections
-    "gannet_connections": ("gauge", {"listener": {"mqtt"}, "protocol": {"3.1", "3.1.1", "5"}}),
-    "gannet_connections_accepted_total": ("counter", {"listener": {"mqtt"}}),
+    "gannet_connections": ("gauge", {"listener": _LISTENERS, "protocol": {"3.1", "3.1.1", "5"}}),
+    "gannet_connections_accepted_total": ("counter", {"listener": _LISTENERS}),
     "gannet_connects_refused_total": ("counter", {"reason": _REFUSED}),
     # Messages
     "gannet_messages_received_total": ("counter", {"qos": _QOS}),

@@ -152,7 +152,8 @@ class MetricsTest(BrokerTestCase):
         self.assertEqual({v for k, v in label_values(text, "gannet_messages_dropped_total")
                           if k == "reason"}, DROP_REASONS)
         self.assertEqual(label_values(text, "gannet_connections{"),
-                         {("listener", "mqtt"), ("protocol", "3.1"), ("protocol", "3.1.1"),
+                         {("listener", "mqtt"), ("listener", "mqtts"), ("listener", "ws"),
+                          ("listener", "wss"), ("protocol", "3.1"), ("protocol", "3.1.1"),
                           ("protocol", "5")})
         self.assertEqual(label_values(text, "gannet_sessions{"),
                          {("state", "connected"), ("state", "offline")})

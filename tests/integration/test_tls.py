@@ -250,6 +250,12 @@ class TlsTest(BrokerTestCase):
         want = {(topic, b"from tcp"), (topic, b"from ws"), (topic, b"from wss")}
         for s in (over_ws, over_wss):
             s.wait(lambda s: want <= set(s.messages), "three messages")
+        # Counted by the listener they came in on.
+        self.assertEqual(self.broker.metric("gannet_connections", listener="ws", protocol="5"), 1)
+        self.assertEqual(self.broker.metric("gannet_connections", listener="wss", protocol="3.1.1"), 1)
+        self.assertEqual(self.broker.metric("gannet_connections", listener="mqtts", protocol="3.1.1"), 0)
+        self.assertEqual(self.broker.metric("gannet_connections_accepted_total", listener="ws"), 1)
+        self.assertEqual(self.broker.metric("gannet_connections_accepted_total", listener="wss"), 1)
 
     def test_websocket_upgrade_is_checked(self):
         self.start()
