@@ -295,30 +295,21 @@ bool Acl::canRead(const AclIdentity& who, std::string_view topic) const {
 }
 
 bool Acl::canSubscribe(const AclIdentity& who, std::string_view filter) const {
-  bool granted = false;
-  auto scan = [&](const Rules& rules, bool patterns) {
-    for (const Rule& r : rules) {
-      if (patterns && !applicable(r, who)) continue;
-      if (r.access == kNone) {
-        if (covers(r, who, filter)) return false;
-      } else if (!granted && (r.access & kRead) && covers(r, who, filter)) {
-        granted = true;
-      }
-    }
-    return true;
-  };
-  if (const Rules* own = ownRules(who); own != nullptr && !scan(*own, false)) return false;
-  if (!scan(patterns_, true)) return false;
-  return granted;
+  return readGranted(who, filter, /*deny_if_intersects=*/false);
 }
 
 bool Acl::readsAll(const AclIdentity& who, std::string_view filter) const {
+  return readGranted(who, filter, /*deny_if_intersects=*/true);
+}
+
+bool Acl::readGranted(const AclIdentity& who, std::string_view filter,
+                      bool deny_if_intersects) const {
   bool granted = false;
   auto scan = [&](const Rules& rules, bool patterns) {
     for (const Rule& r : rules) {
       if (patterns && !applicable(r, who)) continue;
       if (r.access == kNone) {
-        if (intersects(r, who, filter)) return false;
+        if (deny_if_intersects ? intersects(r, who, filter) : covers(r, who, filter)) return false;
       } else if (!granted && (r.access & kRead) && covers(r, who, filter)) {
         granted = true;
       }

@@ -91,6 +91,9 @@ class Acl {
   static bool applicable(const Rule& r, const AclIdentity& who);
   const Rules* ownRules(const AclIdentity& who) const;
   bool checkTopic(const AclIdentity& who, std::string_view topic, uint8_t access) const;
+  // A read rule covers `filter` and no deny rule covers it (or, with
+  // deny_if_intersects, could match any topic it matches).
+  bool readGranted(const AclIdentity& who, std::string_view filter, bool deny_if_intersects) const;
 
   Rules anonymous_;
   absl::flat_hash_map<std::string, Rules> users_;
