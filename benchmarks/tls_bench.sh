@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # TLS against plain TCP, Gannet and Mosquitto 2.0 side by side, one run, same
-# load generator (gannet_loadgen --tls). See docs/performance.md, "TLS".
+# load generator (gannet_loadgen --tls). See docs/performance.md, "TLS against
+# plain TCP".
 #
 #   benchmarks/tls_bench.sh [BUILD_DIR] [--duration=S] [--warmup=S] [--repeat=N]
 #                           [--nice=N] [--connections=N] [--keys=LIST]
@@ -14,9 +15,6 @@
 #   connect   --connections (5000) new connections, --connect_window 100 at a
 #             time: TCP + (TLS handshake) + CONNECT/CONNACK per second; also the
 #             broker's RSS per idle connection
-# Besides the rates, the broker's CPU time per message (ns) and per connection
-# (us): where the load generator, not the broker, is the limit (an ECDSA
-# handshake costs the client more than the server), that is the fair figure.
 # Each runs against gannet and mosquitto, plain and TLS. TLS uses a throwaway CA
 # and server certificates made here with the openssl CLI; --keys (default
 # ecdsa,rsa) lists the server keys: ecdsa = ECDSA P-256, rsa = RSA 2048. The
@@ -26,6 +24,9 @@
 # resumption). fanin clients verify the broker's certificate against the CA;
 # connect clients do not (client-side work only, the broker's is the same, and
 # it would make the load generator the limit even sooner).
+# Besides the rates, the broker's CPU time per message (ns) and per connection
+# (us): where the load generator, not the broker, is the limit (an ECDSA
+# handshake costs the client more than the server), that is the fair figure.
 #
 # Like compare.sh's per-core table: the broker is pinned to CPU 0, the load
 # generator to CPU 1; gannet --workers=1. Every run gets a fresh broker on
@@ -47,7 +48,7 @@ WARMUP=2
 REPEAT=1
 NICE=0
 CONNECTIONS=5000
-HOLD=1.5
+HOLD=3  # the script reads the broker's RSS 1 s into it
 KEYS=ecdsa,rsa
 SCENARIOS=fanin_q0,fanin_q1,connect
 TLS_VERSION=
@@ -207,7 +208,7 @@ startBroker() {
 declare -A RESULT  # [broker|mode|scenario] = the median RESULT line
 declare -A ALL     # [broker|mode|scenario] = the RESULT lines of every repeat
 declare -A RSS     # [broker|mode] = KiB per idle connection (median run's)
-declare -A RSSALL  # [broker|mode] = "conn_per_s rss" of every connect run
+declare -A RSSALL  # [broker|mode] = the KiB per idle connection of every connect run
 RUNS=()
 
 # runOne BROKER MODE SCENARIO
@@ -266,12 +267,16 @@ runOne() {
   [[ -z ${ALL[$id]:-} ]] && RUNS+=("$id")
   ALL[$id]+="$line"$'\n'
   RESULT[$id]=$(medianLine "${ALL[$id]}" "$metric")
+  if [[ $scenario == connect ]]; then
+    echo "  $broker $mode RSS: ${rss0:-?} KiB before, ${rss1:-?} KiB with $CONNECTIONS idle connections" >>"$RAW"
+  fi
   if [[ -n $rss0 && -n $rss1 ]]; then
-    RSSALL[$broker|$mode]+="$(kv "$line" conn_per_s) $(awk -v a="$rss0" -v b="$rss1" \
-      -v n="$CONNECTIONS" 'BEGIN { printf "%.2f", (b - a) / n }')"$'\n'
-    # The RSS of the run that is the median by connections/s.
-    RSS[$broker|$mode]=$(awk -v r="$(kv "${RESULT[$id]}" conn_per_s)" '$1 == r { print $2; exit }' \
-      <<<"${RSSALL[$broker|$mode]}")
+    RSSALL[$broker|$mode]+="$(awk -v a="$rss0" -v b="$rss1" -v n="$CONNECTIONS" \
+      'BEGIN { printf "%.2f", (b - a) / n }')"$'\n'
+    # The median of the runs that have a reading (not tied to the median run:
+    # a reading can be missed, e.g. if the script did not get a CPU in time).
+    RSS[$broker|$mode]=$(grep . <<<"${RSSALL[$broker|$mode]}" | sort -g |
+      awk '{ v[NR] = $1 } END { if (NR) print v[int((NR + 1) / 2)] }')
   fi
   printf '  %-10s %-10s %-9s %s\n' "$broker" "$mode" "$scenario" "$(grep -v '^RESULT\|^HOLDING' "$out" | head -1)"
 }

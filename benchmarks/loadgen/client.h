@@ -60,9 +60,9 @@ class Client {
   Client(const Client&) = delete;
   Client& operator=(const Client&) = delete;
 
-  // Starts the TCP connect (and TLS, if the endpoint has a context) and queues CONNECT (cleanSession=1 unless
-  // `clean_session` is false). On failure the client is lost.
-  // Connects to `endpoint` (null: the worker's).
+  // Starts the TCP connect (and TLS, if the endpoint has a context) and queues
+  // CONNECT (cleanSession=1 unless `clean_session` is false). On failure the
+  // client is lost. Connects to `endpoint` (null: the worker's).
   void open(uint16_t keepalive_s, bool clean_session = true, const Endpoint* endpoint = nullptr);
   // Queues DISCONNECT after what is already queued (dropped if the socket is
   // full: this is the end of a run), writes once and closes.

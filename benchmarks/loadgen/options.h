@@ -39,8 +39,8 @@ struct Options {
   bool persistent = false;
   // MQTT over TLS (every connection; the handshake counts in connect times).
   bool tls = false;
-  std::string ca_file;      // verifies the broker's certificate; empty: not verified
-  std::string cert_file;    // client certificate for mutual TLS (with key_file)
+  std::string ca_file;    // verifies the broker's certificate; empty: not verified
+  std::string cert_file;  // client certificate for mutual TLS (with key_file)
   std::string key_file;
   std::string tls_version;  // "1.2" or "1.3"; empty: either
 };

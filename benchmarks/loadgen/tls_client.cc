@@ -88,8 +88,8 @@ std::unique_ptr<TlsClientContext> TlsClientContext::create(const TlsClientConfig
     }
     if (SSL_CTX_use_PrivateKey_file(ctx, config.key_file.c_str(), SSL_FILETYPE_PEM) != 1 ||
         SSL_CTX_check_private_key(ctx) != 1) {
-      *error = "--key: cannot load " + config.key_file + " or it does not match --cert: " +
-               openSslErrors();
+      *error = "--key: cannot load " + config.key_file +
+               " or it does not match --cert: " + openSslErrors();
       return nullptr;
     }
   }

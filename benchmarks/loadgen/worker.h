@@ -26,7 +26,7 @@ namespace gannet::loadgen {
 struct Endpoint {
   sockaddr_storage addr{};
   socklen_t len = 0;
-  std::string text;                    // "host:port", for messages
+  std::string text;                       // "host:port", for messages
   const TlsClientContext* tls = nullptr;  // null: plain TCP
 };
 

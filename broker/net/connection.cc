@@ -139,48 +139,52 @@ int Connection::sendPending() {
 
 bool Connection::encodePending() {
   if (out_offset_ == out_.size()) return true;
-  std::string bytes = out_.substr(out_offset_);
+  const bool ok = sendFromLayer(layers_.size(), std::string_view(out_).substr(out_offset_));
   out_offset_ = 0;
   out_.clear();
   if (out_.capacity() > kKeepCapacity) std::string().swap(out_);
-  return sendFromLayer(layers_.size(), std::move(bytes));
+  return ok;
 }
 
-bool Connection::sendFromLayer(size_t from, std::string bytes) {
+bool Connection::sendFromLayer(size_t from, std::string_view bytes) {
+  // The bottom layer appends straight onto wire_; a layer above it writes into
+  // one of two scratch strings (not the one its input views).
+  std::string scratch[2];
+  std::string_view current = bytes;
   for (size_t i = from; i-- > 0;) {
-    std::string down;
-    if (!layers_[i]->encode(bytes, down, layer_error_)) return false;
-    bytes.swap(down);
+    std::string& down = i == 0 ? wire_ : scratch[i % 2];
+    if (!layers_[i]->encode(current, down, layer_error_)) return false;
+    if (i != 0) current = down;
   }
-  if (wire_.empty()) {
-    wire_.swap(bytes);
-    wire_offset_ = 0;
-  } else {
-    wire_.append(bytes);
-  }
+  if (from == 0) wire_.append(bytes);
   return true;
 }
 
 bool Connection::deliverThroughLayers(std::string_view raw) {
-  std::string current(raw);
+  // Decoded bytes go into per-thread buffers (two, one per layer in turn) that
+  // keep their capacity: no allocation per read. Not re-entered: delivering
+  // input never reads another connection.
+  thread_local std::string buffers[2];
+  std::string_view current = raw;
   // A layer that closes (TLS close_notify after the client's last packets)
   // still hands up what it decoded before: it is delivered, then the
   // connection closes.
   std::string close_why;
   size_t i = 0;
   for (; i < layers_.size() && !current.empty(); ++i) {
-    std::string up;
+    std::string& up = buffers[i % 2];
+    up.clear();
     std::string to_peer;
     std::string why;
     StreamLayer::Result r = layers_[i]->decode(current, up, to_peer, why);
     if (!to_peer.empty()) {
-      if (!sendFromLayer(i, std::move(to_peer))) {
+      if (!sendFromLayer(i, to_peer)) {
         closeNow(layer_error_);
         return false;
       }
       scheduleFlush();
     }
-    current.swap(up);
+    current = up;
     if (r == StreamLayer::Result::kClose && close_why.empty()) {
       close_why = why.empty() ? std::string("closed by the stream layer") : std::move(why);
     }
@@ -270,7 +274,7 @@ void Connection::closeAfterFlush(std::string_view why) {
     for (size_t i = layers_.size(); i-- > 0;) {
       std::string bye;
       layers_[i]->closing(bye);
-      if (!bye.empty() && !sendFromLayer(i, std::move(bye))) break;
+      if (!bye.empty() && !sendFromLayer(i, bye)) break;
     }
   }
   flush();

@@ -147,7 +147,7 @@ class Connection : public EventLoop::Handler {
   // Input from the socket through the layers' decode(); false when it closed.
   bool deliverThroughLayers(std::string_view raw);
   // Bytes layer `from` must send: encoded by the layers below it, onto wire_.
-  bool sendFromLayer(size_t from, std::string bytes);
+  bool sendFromLayer(size_t from, std::string_view bytes);
   // Encodes the protocol layer's output through every layer onto wire_.
   bool encodePending();
   // Writes what the socket takes now, without closing on error (it may run inside

@@ -24,6 +24,13 @@ std::string openSslErrors() {
   return out.empty() ? "unknown error" : out;
 }
 
+// SSL_get_error needs an empty error queue before each call. Failures drain
+// it (openSslErrors) and close the connection, so it is empty in the common
+// case: peeking is cheaper than clearing.
+void clearErrors() {
+  if (ERR_peek_error() != 0) ERR_clear_error();
+}
+
 std::string asn1Time(const ASN1_TIME* t) {
   BIO* b = BIO_new(BIO_s_mem());
   if (b == nullptr) return {};
@@ -172,7 +179,7 @@ StreamLayer::Result TlsLayer::decode(std::string_view in, std::string& up, std::
     why = "TLS: out of memory";
     return Result::kClose;
   }
-  ERR_clear_error();
+  clearErrors();
   while (!in.empty()) {
     const int chunk = static_cast<int>(std::min<size_t>(in.size(), INT_MAX));
     if (BIO_write(rbio_, in.data(), chunk) != chunk) {
@@ -198,15 +205,17 @@ StreamLayer::Result TlsLayer::decode(std::string_view in, std::string& up, std::
       if (!encode(held, to_peer, why)) return Result::kClose;
     }
   }
-  // Plaintext straight into `up`, 16 KiB (one record) at a time.
+  // Plaintext through a per-thread record-sized buffer (growing `up` first
+  // would zero-fill 16 KiB per read, also for a 4-byte PUBACK).
   constexpr size_t kChunk = 16 * 1024;
+  thread_local char chunk[kChunk];
   for (;;) {
-    const size_t old = up.size();
-    up.resize(old + kChunk);
     size_t got = 0;
-    const int r = SSL_read_ex(ssl_, up.data() + old, kChunk, &got);
-    up.resize(old + got);
-    if (r == 1) continue;
+    const int r = SSL_read_ex(ssl_, chunk, kChunk, &got);
+    if (r == 1) {
+      up.append(chunk, got);
+      continue;
+    }
     const int err = SSL_get_error(ssl_, r);
     if (err == SSL_ERROR_WANT_READ) break;
     drainOutput(to_peer);
@@ -235,7 +244,7 @@ bool TlsLayer::encode(std::string_view in, std::string& down, std::string& why) 
     pending_.append(in);
     return true;
   }
-  ERR_clear_error();
+  clearErrors();
   size_t written = 0;
   // The write BIO is memory: SSL_write_ex takes everything at once.
   if (SSL_write_ex(ssl_, in.data(), in.size(), &written) != 1 || written != in.size()) {
