@@ -11,20 +11,12 @@
 #include <algorithm>
 #include <climits>
 
+#include "base/openssl_errors.h"
+
 namespace gannet::loadgen {
 namespace {
 
-// Every queued OpenSSL error as one line (and clears the queue).
-std::string openSslErrors() {
-  std::string out;
-  while (unsigned long e = ERR_get_error()) {
-    char buf[256];
-    ERR_error_string_n(e, buf, sizeof buf);
-    if (!out.empty()) out += "; ";
-    out += buf;
-  }
-  return out.empty() ? "unknown error" : out;
-}
+using base::openSslErrors;
 
 bool isAddress(const std::string& host) {
   unsigned char buf[sizeof(in6_addr)];

@@ -8,21 +8,12 @@
 #include <climits>
 
 #include "absl/strings/str_cat.h"
+#include "base/openssl_errors.h"
 
 namespace gannet::net {
 namespace {
 
-// Every queued OpenSSL error as one line (and clears the queue).
-std::string openSslErrors() {
-  std::string out;
-  while (unsigned long e = ERR_get_error()) {
-    char buf[256];
-    ERR_error_string_n(e, buf, sizeof buf);
-    if (!out.empty()) out += "; ";
-    out += buf;
-  }
-  return out.empty() ? "unknown error" : out;
-}
+using base::openSslErrors;
 
 // SSL_get_error needs an empty error queue before each call. Failures drain
 // it (openSslErrors) and close the connection, so it is empty in the common
