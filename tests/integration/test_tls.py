@@ -14,6 +14,7 @@ import ssl
 import subprocess
 import tempfile
 import threading
+import time
 import unittest
 
 import paho.mqtt.client as paho
@@ -234,6 +235,30 @@ class TlsTest(BrokerTestCase):
         plain = RawClient(self.broker.port, 5)
         self.addCleanup(plain.close)
         plain.connect(unique("plain"), expect_rc=0x87)
+
+    def test_handshakes_that_never_finish_are_cut_at_the_connect_timeout(self):
+        # A slow-loris on the TLS and WebSocket ports: half a ClientHello, half
+        # an upgrade request. --connect_timeout covers the handshakes too.
+        self.start(connect_timeout=1)
+        partial = {"mqtts": bytes([0x16, 0x03, 0x01, 0x02, 0x00, 0x01]),
+                   "ws": b"GET /mqtt HTTP/1.1\r\nHost: x\r\n",
+                   "wss": bytes([0x16, 0x03, 0x01])}
+        socks = {}
+        for name, data in partial.items():
+            s = socket.create_connection((HOST, self.ports[name]), timeout=scaled(5))
+            self.addCleanup(s.close)
+            s.sendall(data)
+            socks[name] = s
+        start = time.monotonic()
+        for name, s in socks.items():
+            with self.subTest(listener=name):
+                try:
+                    while s.recv(4096):  # an HTTP error or TLS alert may come first
+                        pass
+                except ConnectionResetError:
+                    pass
+                self.assertLess(time.monotonic() - start, scaled(4), f"{name} not cut in time")
+        self.assert_broker_alive()
 
     # --- WebSocket --------------------------------------------------------------
 
