@@ -54,7 +54,7 @@ __all__ = [
     "RawClient", "MosquittoSub", "mosquitto_pub", "wait_for", "gannet_only",
     "mosquitto_deviation", "Properties", "PacketTypes", "SubscribeOptions",
     "ConnectionClosed", "Packet", "P", "T", "unique", "scaled", "gannet_binary", "BrokerError",
-    "sleep_until",
+    "sleep_until", "run_gannet",
 ]
 
 BROKER_KIND = os.environ.get("BROKER", "gannet").strip().lower() or "gannet"
@@ -162,6 +162,20 @@ def gannet_binary():
         raise BrokerError(f"gannet binary not found at {binary!r}: set GANNET_BIN (ctest does) "
                           "or run with BROKER=mosquitto")
     return binary
+
+
+def run_gannet(args, timeout=10.0):
+    """Run gannet with `args` (and a throwaway --data_dir) to completion, for
+    start errors; returns (exit code, stderr + stdout)."""
+    with tempfile.TemporaryDirectory(prefix="gannet-run-") as tmp:
+        cmd = [gannet_binary(), f"--data_dir={tmp}/data"] + list(args)
+        try:
+            cp = subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                                errors="replace", timeout=scaled(timeout), cwd=tmp)
+        except subprocess.TimeoutExpired as e:
+            raise AssertionError(f"{' '.join(cmd)} still running after {timeout}s "
+                                 f"(stderr: {e.stderr!r})") from None
+        return cp.returncode, cp.stderr + cp.stdout
 
 
 class Broker:

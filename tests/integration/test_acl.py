@@ -19,7 +19,7 @@ import subprocess
 import tempfile
 import unittest
 
-from gannet_fixture import (BrokerTestCase, P, SubscribeOptions, T, gannet_binary, gannet_only,
+from gannet_fixture import (BrokerTestCase, P, SubscribeOptions, T, gannet_only, run_gannet,
                             scaled, unique)
 
 PASSWORD = "pw-1234"
@@ -376,10 +376,8 @@ class AclFileErrorsTest(unittest.TestCase):
             path = os.path.join(tmp, "acl")
             with open(path, "w") as f:
                 f.write(text)
-            cp = subprocess.run([gannet_binary(), "--mqtt_listen=127.0.0.1:0", f"--data_dir={tmp}/d",
-                                 f"--acl_file={path}"], capture_output=True, text=True,
-                                timeout=scaled(10))
-            return cp.returncode, cp.stderr, path
+            rc, err = run_gannet(["--mqtt_listen=127.0.0.1:0", f"--acl_file={path}"])
+            return rc, err, path
 
     def test_a_damaged_acl_file_stops_gannet_naming_the_line(self):
         cases = {
@@ -398,11 +396,9 @@ class AclFileErrorsTest(unittest.TestCase):
                 self.assertIn(why, err)
 
     def test_a_missing_acl_file_is_a_usage_error(self):
-        cp = subprocess.run([gannet_binary(), "--mqtt_listen=127.0.0.1:0", "--data_dir=/tmp/x-none",
-                             "--acl_file=/nonexistent/acl"], capture_output=True, text=True,
-                            timeout=scaled(10))
-        self.assertEqual(cp.returncode, 2)
-        self.assertIn("cannot read ACL file /nonexistent/acl", cp.stderr)
+        rc, err = run_gannet(["--mqtt_listen=127.0.0.1:0", "--acl_file=/nonexistent/acl"])
+        self.assertEqual(rc, 2, err)
+        self.assertIn("cannot read ACL file /nonexistent/acl", err)
 
 
 if __name__ == "__main__":

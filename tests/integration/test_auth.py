@@ -12,7 +12,7 @@ import subprocess
 import tempfile
 import unittest
 
-from gannet_fixture import BrokerTestCase, gannet_binary, gannet_only, scaled, unique
+from gannet_fixture import BrokerTestCase, gannet_only, run_gannet, scaled, unique
 
 USERS = {"alice": ("s3cret", "sha512-pbkdf2"), "bob": ("hunter2", "sha512")}
 
@@ -95,10 +95,7 @@ class PasswordFileErrorsTest(unittest.TestCase):
             path = os.path.join(tmp, "passwd")
             with open(path, "w") as f:
                 f.write(text)
-            cp = subprocess.run([gannet_binary(), "--mqtt_listen=127.0.0.1:0", f"--data_dir={tmp}/d",
-                                 f"--password_file={path}", *flags], capture_output=True, text=True,
-                                timeout=scaled(10))
-            return cp.returncode, cp.stderr
+            return run_gannet(["--mqtt_listen=127.0.0.1:0", f"--password_file={path}", *flags])
 
     def test_a_damaged_file_stops_gannet_naming_the_line(self):
         cases = {
@@ -118,11 +115,9 @@ class PasswordFileErrorsTest(unittest.TestCase):
         rc, err = self.run_gannet("", "--allow_anonymous=maybe")
         self.assertEqual(rc, 2, err)
         self.assertIn("allow_anonymous", err)
-        cp = subprocess.run([gannet_binary(), "--mqtt_listen=127.0.0.1:0", "--data_dir=/tmp/x-none",
-                             "--password_file=/nonexistent/passwd"], capture_output=True, text=True,
-                            timeout=scaled(10))
-        self.assertEqual(cp.returncode, 2)
-        self.assertIn("cannot read password file", cp.stderr)
+        rc, err = run_gannet(["--mqtt_listen=127.0.0.1:0", "--password_file=/nonexistent/passwd"])
+        self.assertEqual(rc, 2, err)
+        self.assertIn("cannot read password file", err)
 
 
 if __name__ == "__main__":

@@ -8,20 +8,8 @@ import subprocess
 import tempfile
 import unittest
 
-from gannet_fixture import (BrokerTestCase, RawClient, T, gannet_binary, gannet_only, scaled, unique)
-
-
-def run_gannet(args, timeout=10.0):
-    """Run gannet with `args` to completion; returns (exit code, stderr)."""
-    with tempfile.TemporaryDirectory(prefix="gannet-cli-") as tmp:
-        cmd = [gannet_binary(), f"--data_dir={tmp}/data"] + list(args)
-        try:
-            cp = subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True, text=True,
-                                errors="replace", timeout=scaled(timeout), cwd=tmp)
-        except subprocess.TimeoutExpired as e:
-            raise AssertionError(f"{' '.join(cmd)} still running after {timeout}s "
-                                 f"(stderr: {e.stderr!r})") from None
-        return cp.returncode, cp.stderr + cp.stdout
+from gannet_fixture import (BrokerTestCase, RawClient, T, gannet_binary, gannet_only, run_gannet,
+                            scaled, unique)
 
 
 @gannet_only("gannet's own command line")

@@ -20,7 +20,7 @@ import unittest
 import paho.mqtt.client as paho
 
 from gannet_fixture import (HOST, BrokerTestCase, RawClient, ConnectionClosed, T, build_connect,
-                            gannet_binary, gannet_only, scaled, unique, wait_for)
+                            gannet_only, run_gannet, scaled, unique)
 from pki import Pki
 
 LISTENER_RE = {name: re.compile(rf"{name} listener on [0-9.]+:(\d+)") for name in ("mqtts", "ws", "wss")}
@@ -397,13 +397,10 @@ class TlsTest(BrokerTestCase):
         ]
         for flags, message in cases:
             with self.subTest(message=message):
-                tmp = tempfile.mkdtemp(prefix="gannet-tls-bad-")
-                self.addCleanup(shutil.rmtree, tmp, True)
-                cmd = [gannet_binary(), f"--mqtt_listen={HOST}:0", f"--data_dir={tmp}"]
-                cmd += [f"--{k}={v}" for k, v in flags.items()]
-                cp = subprocess.run(cmd, capture_output=True, text=True, timeout=scaled(10))
-                self.assertEqual(cp.returncode, 2, cp.stderr)
-                self.assertIn(message, cp.stderr)
+                rc, err = run_gannet([f"--mqtt_listen={HOST}:0"] +
+                                     [f"--{k}={v}" for k, v in flags.items()])
+                self.assertEqual(rc, 2, err)
+                self.assertIn(message, err)
 
 
 class _PortOf:
