@@ -88,3 +88,6 @@ prioritize() {
     kill -0 "$child" 2>/dev/null || exit "$rc"  # else a signal interrupted the wait
   done
 }
+
+# The calling script's header comment (after the #! line), for --help.
+usage() { awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; }

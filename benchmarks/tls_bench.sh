@@ -40,8 +40,6 @@ set -uo pipefail
 # shellcheck source=bench_lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/bench_lib.sh"
 
-usage() { awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; }
-
 BUILD_DIR=build
 DURATION=5
 WARMUP=2

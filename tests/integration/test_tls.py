@@ -120,6 +120,15 @@ class TlsTest(BrokerTestCase):
                 self.ports[name] = int(self.broker.wait_log(regex).group(1))
         return self.broker
 
+    def password_file(self):
+        """A password file made by mosquitto_passwd with user alice (s3cret)."""
+        tmp = tempfile.mkdtemp(prefix="gannet-tls-pw-")
+        self.addCleanup(shutil.rmtree, tmp, True)
+        passwd = os.path.join(tmp, "passwd")
+        subprocess.run(["mosquitto_passwd", "-c", "-b", passwd, "alice", "s3cret"], check=True,
+                       capture_output=True)
+        return passwd
+
     def paho(self, port, **kw):
         s = PahoSession(port, **kw)
         self.addCleanup(s.close)
@@ -219,11 +228,7 @@ class TlsTest(BrokerTestCase):
         self.assertFalse(any(l.endswith(("no certificate", "stranger")) for l in s.lines))
 
     def test_certificate_cn_is_the_user_name(self):
-        tmp = tempfile.mkdtemp(prefix="gannet-tls-pw-")
-        self.addCleanup(shutil.rmtree, tmp, True)
-        passwd = os.path.join(tmp, "passwd")
-        subprocess.run(["mosquitto_passwd", "-c", "-b", passwd, "alice", "s3cret"], check=True,
-                       capture_output=True)
+        passwd = self.password_file()
         self.start(tls_ca_file=self.pki.ca, tls_use_identity_as_username="true",
                    password_file=passwd)
         # On the TLS port the certificate is the credential: no user name or
@@ -352,11 +357,7 @@ class TlsTest(BrokerTestCase):
         self.assert_broker_alive()
 
     def test_sighup_reloads_the_password_file(self):
-        tmp = tempfile.mkdtemp(prefix="gannet-pw-reload-")
-        self.addCleanup(shutil.rmtree, tmp, True)
-        passwd = os.path.join(tmp, "passwd")
-        subprocess.run(["mosquitto_passwd", "-c", "-b", passwd, "alice", "s3cret"], check=True,
-                       capture_output=True)
+        passwd = self.password_file()
         self.start(password_file=passwd, mqtts_listen=None, ws_listen=None, wss_listen=None,
                    tls_cert_file=None, tls_key_file=None)
         alice = RawClient(self.broker.port, 5)
