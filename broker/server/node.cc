@@ -149,6 +149,18 @@ uint16_t Node::listenerPort(const std::string& name) const {
   return 0;
 }
 
+void Node::waitForWorkers() {
+  // Each worker runs its posted tasks in order: once this one ran, the ones
+  // posted before it have too.
+  std::vector<std::future<void>> done;
+  for (auto& w : workers_) {
+    auto p = std::make_shared<std::promise<void>>();
+    done.push_back(p->get_future());
+    w->post([p] { p->set_value(); });
+  }
+  for (auto& f : done) f.wait_for(std::chrono::seconds(10));
+}
+
 absl::Status Node::reload() {
   std::vector<std::string> errors;
   auto& log = base::logger("node");
@@ -165,8 +177,9 @@ absl::Status Node::reload() {
   if (!options_.password_file.empty()) {
     auto passwords = auth::PasswordFile::load(options_.password_file);
     if (passwords.ok()) {
-      log.info("reloaded password file {} ({} users)", options_.password_file, (*passwords)->size());
       for (auto& w : workers_) w->setPasswords(*passwords);
+      waitForWorkers();
+      log.info("reloaded password file {} ({} users)", options_.password_file, (*passwords)->size());
     } else {
       errors.emplace_back(passwords.status().message());
     }
@@ -174,8 +187,9 @@ absl::Status Node::reload() {
   if (!options_.acl_file.empty()) {
     auto acl = auth::Acl::load(options_.acl_file);
     if (acl.ok()) {
-      log.info("reloaded ACL file {}", options_.acl_file);
       for (auto& w : workers_) w->setAcl(*acl);
+      waitForWorkers();
+      log.info("reloaded ACL file {}", options_.acl_file);
     } else {
       errors.emplace_back(acl.status().message());
     }

@@ -347,6 +347,9 @@ class Node {
   // The TLS context new connections of mqtts / wss use (swapped by reload()).
   std::atomic<std::shared_ptr<const net::TlsContext>> tls_;
   absl::Status startClientListeners(const net::HostPort& mqtt_addr);
+  // Returns once every worker has run what was posted to it before (at most
+  // 10 s per worker): a reload is in effect when it is logged.
+  void waitForWorkers();
   uint16_t cluster_port_ = 0;
   std::optional<uint16_t> metrics_port_;
   int64_t started_ms_ = 0;
